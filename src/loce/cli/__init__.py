@@ -1,0 +1,1 @@
+"""Command-line interface of ``loce`` (see :mod:`loce.cli.main`)."""
