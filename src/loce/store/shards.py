@@ -1,0 +1,164 @@
+"""Shard files: ``RUN/loces/<job>-NNNNNN.parquet``, written atomically, listed, and read with clear errors.
+
+A shard holds every row of a group of whole images. It appears under its final name only once it is complete
+and on disk (temp file, flush, fsync, rename, directory fsync), so "the shard exists" means "its images are done".
+A shard that cannot be read (truncated by a full disk, damaged) raises :class:`StoreError` naming the file; it is
+never skipped silently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from loce.errors import StoreError
+from loce.store.atomic import atomic_output
+from loce.store.schema import META_JOB, SCHEMA, STRING_COLUMNS
+
+SHARD_DIR = "loces"
+SHARD_PATTERN = re.compile(r"^(?P<job>.+)-(?P<number>\d{6,})\.parquet$")
+JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
+
+_WRITE_OPTIONS = {
+    "compression": "zstd",
+    "use_dictionary": STRING_COLUMNS,
+    "write_page_checksum": True,
+    "write_statistics": True,
+}
+
+
+def check_job_name(name: str) -> str:
+    """Return ``name`` if it can be used in shard file names, else raise :class:`StoreError`.
+
+    Example:
+        >>> check_job_name("lite0_blocks")
+        'lite0_blocks'
+    """
+    if not isinstance(name, str) or not JOB_NAME_PATTERN.match(name):
+        raise StoreError(
+            f"job name {name!r} cannot be used in shard file names; use letters, digits and _ . + = - "
+            "(starting with a letter or digit), e.g. 'lite0'"
+        )
+    return name
+
+
+def shard_name(job: str, number: int) -> str:
+    """The file name of shard ``number`` of ``job``.
+
+    Example:
+        >>> shard_name("lite0", 7)
+        'lite0-000007.parquet'
+    """
+    return f"{check_job_name(job)}-{number:06d}.parquet"
+
+
+def parse_shard_name(name: str) -> tuple[str, int] | None:
+    """``"lite0-000007.parquet"`` -> ``("lite0", 7)``; ``None`` for anything that is not a shard name."""
+    match = SHARD_PATTERN.match(name)
+    if match is None or name.startswith((".", "_")):
+        return None
+    return match["job"], int(match["number"])
+
+
+def list_shards(directory: str | Path, job: str | Iterable[str] | None = None) -> list[Path]:
+    """The shard files in ``directory`` (of ``job`` or of several jobs), sorted by job and number."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    wanted = None if job is None else ({job} if isinstance(job, str) else set(job))
+    found = []
+    for entry in directory.iterdir():
+        parsed = parse_shard_name(entry.name)
+        if parsed is not None and (wanted is None or parsed[0] in wanted):
+            found.append((parsed, entry))
+    return [path for _, path in sorted(found)]
+
+
+def next_shard_number(directory: str | Path, job: str) -> int:
+    """One more than the highest shard number of ``job`` in ``directory`` (1 for the first shard)."""
+    numbers = [parse_shard_name(p.name)[1] for p in list_shards(directory, job)]
+    return max(numbers, default=0) + 1
+
+
+def write_shard(directory: str | Path, job: str, number: int, table: pa.Table) -> Path:
+    """Write ``table`` as shard ``number`` of ``job`` atomically; returns the final path.
+
+    Raises:
+        StoreError: when that shard already exists (shards are never overwritten).
+    """
+    directory = Path(directory)
+    path = directory / shard_name(job, number)
+    if path.exists():
+        raise StoreError(f"{path} already exists; shards are never overwritten (is another process writing?)")
+    metadata = dict(SCHEMA.metadata)
+    metadata[META_JOB] = job.encode()
+    table = table.cast(SCHEMA).replace_schema_metadata(metadata)
+    with atomic_output(path) as fh:
+        pq.write_table(table, fh, **_WRITE_OPTIONS)
+    return path
+
+
+def _file_format() -> ds.ParquetFileFormat:
+    return ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+    )
+
+
+def shard_error(path: Path, exc: BaseException) -> StoreError:
+    """The error for an unreadable shard: which file, why, and what to do."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreError(
+        f"shard {path} cannot be read ({reason}); it is damaged (e.g. truncated by a full disk). Delete it and "
+        "run the same `loce fit` command again to recompute its images"
+    )
+
+
+def read_shard(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Read one shard (all columns or ``columns``) with page checksums verified.
+
+    Raises:
+        StoreError: naming the file when it cannot be read or does not have the store's columns.
+    """
+    path = Path(path)
+    try:
+        parquet = pq.ParquetFile(path, page_checksum_verification=True)
+        present = set(parquet.schema_arrow.names)
+        wanted = SCHEMA.names if columns is None else list(columns)
+        table = parquet.read(columns=[c for c in wanted if c in present])
+        arrays = [
+            table[c].cast(SCHEMA.field(c).type)
+            if c in present
+            else pa.nulls(table.num_rows, SCHEMA.field(c).type)
+            for c in wanted
+        ]
+        return pa.Table.from_arrays(arrays, schema=pa.schema([SCHEMA.field(c) for c in wanted]))
+    except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
+        raise shard_error(path, exc) from None
+
+
+def open_dataset(paths: list[Path]) -> ds.Dataset:
+    """A pyarrow dataset over ``paths`` with the store schema (missing columns of older shards read as null)."""
+    return ds.dataset([str(p) for p in paths], schema=SCHEMA, format=_file_format())
+
+
+def scan(paths: list[Path], columns: list[str], filter: ds.Expression | None = None) -> pa.Table:
+    """Read ``columns`` of the rows matching ``filter`` from the shards ``paths``.
+
+    Only the projected columns are decoded; shards whose statistics exclude the filter are skipped.
+
+    Raises:
+        StoreError: naming the first unreadable shard.
+    """
+    if not paths:
+        return pa.schema([SCHEMA.field(c) for c in columns]).empty_table()
+    try:
+        return open_dataset(paths).to_table(columns=columns, filter=filter)
+    except (OSError, pa.ArrowException) as exc:
+        for path in paths:
+            read_shard(path)  # raises a StoreError naming the bad file
+        raise StoreError(f"reading the shards failed: {exc}") from exc

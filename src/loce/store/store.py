@@ -1,0 +1,491 @@
+"""``LoCEStore``: a run directory of LoCE shards plus its manifest -- create, resume, append, read.
+
+Writing (one process at a time, guarded by a lock file)::
+
+    store = LoCEStore.create("RUN", image_root=dataset.root)
+    store.register_job(JobSpec("lite0", model="efficientnet-lite0", layers=["_blocks.10"], ...))
+    todo = [s for s in dataset if s.sample_id not in store.completed_samples("lite0")]
+    for group in batches(todo):
+        store.append("lite0", rows_of(group))      # one atomic shard per group of whole images
+
+Reading (any number of processes, also while a run is writing)::
+
+    X, meta = LoCEStore.open("RUN").vectors(layer="_blocks.10")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from loce.errors import StoreError
+from loce.store.atomic import remove_stale_temp_files
+from loce.store.manifest import MANIFEST_NAME, JobSpec, Manifest, read_manifest, write_manifest
+from loce.store.query import Selector, as_list, filter_expression, matrix_from_lists
+from loce.store.schema import COLUMNS, HEAVY_COLUMNS, OK
+from loce.store.shards import (
+    SHARD_DIR,
+    check_job_name,
+    list_shards,
+    next_shard_number,
+    read_shard,
+    scan,
+    write_shard,
+)
+from loce.store.table import build_table
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory lock; one writer per run is then the user's responsibility.
+    fcntl = None
+
+LOCK_NAME = ".lock"
+META_COLUMNS = [c for c in COLUMNS if c not in HEAVY_COLUMNS]
+SKIP_COLUMNS = ["sample_id", "image", "concept", "layer", "model", "method", "job", "status", "detail"]
+
+
+class LoCEStore:
+    """A LoCE run directory (``manifest.json`` + ``loces/*.parquet``), opened for reading or appending.
+
+    Use :meth:`open` to read and :meth:`create` to write (it also resumes an existing run). A writable store holds
+    an exclusive lock on ``RUN/.lock`` until :meth:`close` (or the end of a ``with`` block); the kernel releases it
+    if the process dies, so a killed run never blocks its restart.
+
+    Args:
+        path: the run directory.
+        mode: ``"r"`` (read only) or ``"a"`` (create if missing, append, resume).
+        image_root: for ``mode="a"``, the directory image paths are relative to (recorded in the manifest).
+
+    Example:
+        >>> import tempfile
+        >>> run = Path(tempfile.mkdtemp()) / "RUN"
+        >>> with LoCEStore.create(run) as store:
+        ...     store.register_job(JobSpec("j", model="m", layers=["l1"]))
+        ...     _ = store.append("j", [{"sample_id": "a", "concept": "cat", "layer": "l1", "status": "ok",
+        ...                             "vector": [1.0, 0.0], "iou": 0.7}])
+        False
+        >>> X, meta = LoCEStore.open(run).vectors(layer="l1")
+        >>> X.shape, list(meta["concept"])
+        ((1, 2), ['cat'])
+    """
+
+    def __init__(self, path: str | Path, mode: str = "r", image_root: str | Path | None = None) -> None:
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
+        self.path = Path(path)
+        self.mode = mode
+        self._lock_fd: int | None = None
+        self._writable = False
+        self._registered: set[str] = set()
+        self._completed: dict[str, set[str]] = {}
+        if mode == "r":
+            self.manifest = read_manifest(self.path)
+            return
+        self._open_for_writing(image_root)
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | Path) -> LoCEStore:
+        """Open an existing run for reading (raises :class:`StoreError` when there is none)."""
+        return cls(path, mode="r")
+
+    @classmethod
+    def create(cls, path: str | Path, image_root: str | Path | None = None) -> LoCEStore:
+        """Open a run for writing, creating it when missing; an existing run is resumed.
+
+        Removes the temp files a killed writer left behind.
+
+        Raises:
+            StoreError: when another process is writing to the run, or the directory holds shards but no manifest.
+        """
+        return cls(path, mode="a", image_root=image_root)
+
+    def _open_for_writing(self, image_root: str | Path | None) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        try:
+            remove_stale_temp_files(self.path)
+            remove_stale_temp_files(self.shard_dir)
+            if (self.path / MANIFEST_NAME).exists():
+                self.manifest = read_manifest(self.path)
+            elif list_shards(self.shard_dir):
+                raise StoreError(
+                    f"{self.shard_dir} holds shards but {self.path / MANIFEST_NAME} is missing; restore the "
+                    "manifest or use a new --out directory"
+                )
+            else:
+                self.manifest = Manifest.new(image_root)
+                self.shard_dir.mkdir(exist_ok=True)
+                write_manifest(self.path, self.manifest)
+            if image_root is not None:
+                self._set_image_root(image_root)
+            self.shard_dir.mkdir(exist_ok=True)
+        except BaseException:
+            self.close()
+            raise
+        self._writable = True
+
+    def _acquire_lock(self) -> None:
+        if fcntl is None:
+            return
+        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(
+                f"another process is writing to {self.path} (it holds {self.path / LOCK_NAME}); wait for it to "
+                "finish or write to another --out directory"
+            ) from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the write lock (no-op for a read-only store); the store cannot be written to afterwards."""
+        self._writable = False
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> LoCEStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LoCEStore({self.path.as_posix()!r}, mode={self.mode!r}, jobs={list(self.jobs)})"
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def shard_dir(self) -> Path:
+        """``RUN/loces``: the directory pandas / polars / DuckDB read."""
+        return self.path / SHARD_DIR
+
+    @property
+    def image_root(self) -> Path | None:
+        """The directory the ``image`` column is relative to."""
+        return None if self.manifest.image_root is None else Path(self.manifest.image_root)
+
+    @property
+    def jobs(self) -> dict[str, JobSpec]:
+        """Job name -> spec, in registration order."""
+        return {entry["name"]: JobSpec.from_dict(entry) for entry in self.manifest.jobs}
+
+    def image_path(self, image: str) -> Path:
+        """The absolute path of a row's ``image`` value."""
+        if self.image_root is None:
+            raise StoreError(
+                f"{self.path / MANIFEST_NAME} records no image_root; image paths cannot be resolved"
+            )
+        return self.image_root / image
+
+    def shards(self, job: str | None = None) -> list[Path]:
+        """The shard files (of ``job``), sorted by job and number."""
+        return list_shards(self.shard_dir, job)
+
+    # ------------------------------------------------------------------ writing
+    def _require_writable(self) -> None:
+        if not self._writable:
+            raise StoreError(f"{self.path} is open read-only (or closed); use LoCEStore.create(...) to write")
+
+    def _set_image_root(self, image_root: str | Path) -> None:
+        root = Path(image_root).resolve().as_posix()
+        if self.manifest.image_root is None:
+            self.manifest.image_root = root
+            write_manifest(self.path, self.manifest)
+        elif self.manifest.image_root != root:
+            raise StoreError(
+                f"{self.path} stores image paths relative to {self.manifest.image_root}, not {root}; write to a new "
+                "--out directory, or edit image_root in manifest.json if the images moved"
+            )
+
+    def register_job(self, spec: JobSpec, image_root: str | Path | None = None) -> bool:
+        """Record a job in the manifest, or check that a job of that name has the same settings (resume).
+
+        Args:
+            spec: what the job computes.
+            image_root: the dataset's image root (must match the run's when already recorded).
+
+        Returns:
+            ``True`` when the job already existed (the run resumes it), ``False`` when it is new.
+
+        Raises:
+            StoreError: when a job of that name exists with a different model, layers, settings, dataset, method
+                or seed (the message lists the differences).
+        """
+        self._require_writable()
+        check_job_name(spec.name)
+        if image_root is not None:
+            self._set_image_root(image_root)
+        existing = self.manifest.job(spec.name)
+        if existing is not None:
+            differences = existing.differences(spec)
+            if differences:
+                raise StoreError(
+                    f"job {spec.name!r} in {self.path} was run with other settings ("
+                    + "; ".join(differences)
+                    + "); use a new --out directory or another job name to keep both"
+                )
+        else:
+            self.manifest.add_job(spec)
+            write_manifest(self.path, self.manifest)
+        self._registered.add(spec.name)
+        return existing is not None
+
+    def append(self, job: str, rows: Any) -> Path:
+        """Write the rows of a group of whole images as one new shard of ``job`` (atomically).
+
+        Args:
+            job: a job registered with :meth:`register_job` on this store object.
+            rows: what :func:`loce.store.table.build_table` accepts (dict rows, dict of columns, DataFrame, Arrow
+                table). ``job``, ``model``, ``method`` and ``settings_id`` default to the job's.
+
+        Returns:
+            The path of the new shard.
+
+        Raises:
+            StoreError: for invalid rows, an unregistered job, or samples the job has already stored (a shard
+                holds whole images, and no image is stored twice).
+        """
+        self._require_writable()
+        if job not in self._registered:
+            raise StoreError(f"job {job!r} is not registered on this store; call register_job(spec) first")
+        spec = self.manifest.job(job)
+        defaults = {"job": job, "model": spec.model, "method": spec.method}
+        if spec.settings_id is not None:
+            defaults["settings_id"] = spec.settings_id
+        table = build_table(rows, defaults=defaults)
+        if table.num_rows == 0:
+            raise StoreError(f"no rows to append to job {job!r}; every image must leave at least one row")
+        samples = set(pc.unique(table["sample_id"]).to_pylist())
+        again = samples & self.completed_samples(job)
+        if again:
+            raise StoreError(
+                f"{len(again)} sample(s) of this shard are already stored for job {job!r} (e.g. "
+                f"{sorted(again)[:3]}); skip the samples in completed_samples({job!r})"
+            )
+        path = write_shard(self.shard_dir, job, next_shard_number(self.shard_dir, job), table)
+        self._completed[job] |= samples
+        return path
+
+    def completed_samples(self, job: str) -> set[str]:
+        """The ids of samples with rows in ``job``'s shards (including samples whose every row is a skip).
+
+        Raises:
+            StoreError: naming a shard that cannot be read.
+        """
+        if job not in self._completed or self.mode == "r":
+            done: set[str] = set()
+            for path in self.shards(job):
+                done.update(read_shard(path, ["sample_id"])["sample_id"].to_pylist())
+            self._completed[job] = done
+        return set(self._completed[job])
+
+    # ------------------------------------------------------------------ reading
+    def table(self, columns: Sequence[str] | None = None, filter: ds.Expression | None = None) -> pa.Table:
+        """Rows of every shard as an Arrow table (``columns`` projected, ``filter`` an Arrow dataset expression)."""
+        columns = list(COLUMNS if columns is None else columns)
+        unknown = sorted(set(columns) - set(COLUMNS))
+        if unknown:
+            raise StoreError(f"unknown column(s) {unknown}; the store's columns are {COLUMNS}")
+        return scan(self.shards(), columns, filter)
+
+    def verify(self) -> int:
+        """Read every shard completely (checksums verified); returns the row count, raises on a damaged shard."""
+        return sum(read_shard(path).num_rows for path in self.shards())
+
+    def frame(
+        self,
+        layer: Selector = None,
+        concepts: Selector = None,
+        model: Selector = None,
+        method: Selector = None,
+        job: Selector = None,
+        status: Selector = OK,
+        columns: Sequence[str] | None = None,
+    ):
+        """Row metadata as a pandas DataFrame, without decoding vectors or masks unless ``columns`` asks for them.
+
+        Every filter takes one value, a list of values, or ``None`` (no filter); ``status="ok"`` by default.
+
+        Example:
+            ``store.frame(layer="_blocks.10", concepts=["car", "bus"])[["sample_id", "concept", "iou"]]``
+        """
+        expression = filter_expression(
+            layer=layer, concept=concepts, model=model, method=method, job=job, status=status
+        )
+        return self.table(META_COLUMNS if columns is None else columns, expression).to_pandas()
+
+    def skips(self, layer: Selector = None, model: Selector = None, job: Selector = None):
+        """The recorded skips (rows whose ``status`` is not ``"ok"``) as a pandas DataFrame."""
+        expression = ds.field("status") != OK
+        extra = filter_expression(layer=layer, model=model, job=job)
+        if extra is not None:
+            expression = expression & extra
+        return self.table(SKIP_COLUMNS, expression).to_pandas()
+
+    def vectors(
+        self,
+        layer: Selector,
+        model: Selector = None,
+        method: Selector = "loce",
+        concepts: Selector = None,
+        job: Selector = None,
+        columns: Sequence[str] | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """The ``ok`` vectors matching the filters as an ``N x D`` float32 array, and their metadata.
+
+        Args:
+            layer: one layer (or a list of layers of equal dimension).
+            model: model spec(s); ``None`` = any.
+            method: ``"loce"`` by default; a baseline's name for its embeddings.
+            concepts: concept name(s); ``None`` = all.
+            job: job name(s); ``None`` = any.
+            columns: metadata columns to return (default: all but ``vector`` and ``mask_rle``).
+
+        Returns:
+            ``(X, meta)``: row ``i`` of ``X`` is the vector of row ``i`` of the pandas DataFrame ``meta``.
+
+        Raises:
+            StoreError: when the selected vectors have different dimensions (e.g. two layers); read them per layer
+                with :meth:`vectors_by_layer` or concatenate them with :meth:`multilayer_vectors`.
+
+        Example:
+            ``X, meta = store.vectors(layer="_blocks.10", concepts=["car", "bus"])``
+        """
+        meta_columns = [c for c in (META_COLUMNS if columns is None else columns) if c != "vector"]
+        needed = list(dict.fromkeys([*meta_columns, "layer", "model", "dim", "vector"]))
+        expression = filter_expression(
+            layer=layer, concept=concepts, model=model, method=method, job=job, status=OK
+        )
+        table = self.table(needed, expression)
+        _check_single_dim(table)
+        X = matrix_from_lists(table["vector"])
+        return X, table.select(meta_columns).to_pandas()
+
+    def vectors_by_layer(
+        self,
+        layers: Selector = None,
+        model: Selector = None,
+        method: Selector = "loce",
+        concepts: Selector = None,
+        job: Selector = None,
+    ) -> dict[str, tuple[np.ndarray, Any]]:
+        """``{layer: (X, meta)}`` for each layer (default: every layer with ok rows), see :meth:`vectors`."""
+        if layers is None:
+            found = self.table(["layer"], filter_expression(model=model, method=method, job=job, status=OK))
+            layers = sorted(pc.unique(found["layer"]).drop_null().to_pylist())
+        return {
+            name: self.vectors(layer=name, model=model, method=method, concepts=concepts, job=job)
+            for name in as_list(layers)
+        }
+
+    def multilayer_vectors(
+        self,
+        layers: Sequence[str],
+        model: Selector = None,
+        method: Selector = "loce",
+        concepts: Selector = None,
+        job: Selector = None,
+    ) -> tuple[np.ndarray, Any]:
+        """Multi-layer LoCEs: each (sample, concept)'s vectors of ``layers`` concatenated in the given order.
+
+        Only (model, method, sample, concept) keys with an ok vector in every layer are returned (sorted by key).
+
+        Returns:
+            ``(X, meta)``; ``meta`` has the key columns, ``image``, and one ``iou@<layer>`` column per layer;
+            ``meta.attrs["layer_slices"]`` maps each layer to its ``(start, stop)`` columns in ``X``.
+
+        Raises:
+            StoreError: when a key appears twice in one layer (two jobs embed it: pass ``job``).
+
+        Example:
+            ``X, meta = store.multilayer_vectors(["_blocks.10", "_blocks.14"])``
+        """
+        layers = as_list(layers) or []
+        if len(set(layers)) != len(layers) or not layers:
+            raise StoreError(f"multilayer_vectors needs distinct layer names, got {layers}")
+        key = ["model", "method", "sample_id", "concept"]
+        merged, blocks = None, []
+        for index, name in enumerate(layers):
+            X, meta = self.vectors(
+                layer=name,
+                model=model,
+                method=method,
+                concepts=concepts,
+                job=job,
+                columns=[*key, "image", "iou"],
+            )
+            if meta.duplicated(key).any():
+                raise StoreError(
+                    f"layer {name!r} holds several rows per {key} (more than one job embeds it); pass job=..."
+                )
+            part = meta.rename(columns={"iou": f"iou@{name}"})
+            part[f"_row{index}"] = np.arange(len(part))
+            if merged is None:
+                merged = part
+            else:
+                merged = merged.merge(part.drop(columns=["image"]), on=key, how="inner")
+            blocks.append(X)
+        merged = merged.sort_values(key, kind="stable").reset_index(drop=True)
+        parts, slices, start = [], {}, 0
+        for index, name in enumerate(layers):
+            rows = merged.pop(f"_row{index}").to_numpy()
+            block = blocks[index][rows] if len(rows) else np.zeros((0, blocks[index].shape[1]), np.float32)
+            parts.append(block)
+            slices[name] = (start, start + block.shape[1])
+            start += block.shape[1]
+        X = np.concatenate(parts, axis=1)
+        merged.attrs["layer_slices"] = slices
+        return X, merged
+
+    def summary(self, job: Selector = None):
+        """Counts and mean IoU per (job, model, method, layer, concept) as a pandas DataFrame.
+
+        Columns: ``n_ok``, ``n_skipped``, ``mean_iou`` (over ok rows), ``not_converged`` (ok rows with IoU 0,
+        the paper's criterion).
+        """
+        frame = self.table(
+            ["job", "model", "method", "layer", "concept", "status", "iou"], filter_expression(job=job)
+        ).to_pandas()
+        group = ["job", "model", "method", "layer", "concept"]
+        ok = frame["status"] == OK
+        frame = frame.assign(
+            n_ok=ok.astype(int),
+            n_skipped=(~ok).astype(int),
+            ok_iou=frame["iou"].where(ok),
+            not_converged=(ok & (frame["iou"] == 0)).astype(int),
+        )
+        out = frame.groupby(group, dropna=False, sort=True).agg(
+            n_ok=("n_ok", "sum"),
+            n_skipped=("n_skipped", "sum"),
+            mean_iou=("ok_iou", "mean"),
+            not_converged=("not_converged", "sum"),
+        )
+        return out.reset_index()
+
+
+def _check_single_dim(table: pa.Table) -> None:
+    """Raise a :class:`StoreError` naming the layers and dims when the selected vectors differ in length."""
+    if table.num_rows == 0:
+        return
+    dims = table.select(["model", "layer", "dim"]).group_by(["model", "layer", "dim"]).aggregate([])
+    if len(pc.unique(dims["dim"])) > 1:
+        found = ", ".join(
+            f"{row['layer']} ({row['model']}): {row['dim']}"
+            for row in sorted(dims.to_pylist(), key=lambda r: (r["model"], r["layer"]))
+        )
+        raise StoreError(
+            f"the selected vectors have different dimensions ({found}); read one layer at a time "
+            "(vectors_by_layer) or concatenate layers per sample (multilayer_vectors)"
+        )
