@@ -1,0 +1,55 @@
+"""``loce report RUN [RUN ...] --out DIR``: a self-contained HTML report of one or more runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from loce.cli.common import add_command
+
+EXAMPLES = """\
+  loce report runs/scenes --out report                 # then open report/index.html
+  loce report runs/lite0 runs/lite1 --out compare      # two runs (e.g. two models) in one report
+  loce report runs/scenes --out report --examples 0    # no example images
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand."""
+    parser = add_command(
+        subparsers,
+        "report",
+        help="write a self-contained HTML report of one or more runs",
+        description=(
+            "Read the runs' stores and write DIR/index.html with its figures in DIR/img: an overview (models, "
+            "layers, images, concepts, counts, skips, IoU), the LoCE quality per concept and layer, and example "
+            "images with their masks. The page opens offline from disk; nav-bar filters select a model, layer or "
+            "concept."
+        ),
+        examples=EXAMPLES,
+    )
+    parser.add_argument(
+        "runs", nargs="+", metavar="RUN", type=Path, help="run directory written by `loce fit`"
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="report folder (created)")
+    parser.add_argument("--title", default=None, help="page title (default: names the runs)")
+    parser.add_argument("--examples", type=int, default=6, metavar="N", help="example images per concept")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the choice of example images")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report and print the path of its ``index.html``."""
+    from loce.report.collect import build_report
+
+    index = build_report(
+        args.runs,
+        args.out,
+        title=args.title,
+        examples_per_concept=args.examples,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print(index.resolve())
+    return 0

@@ -1,0 +1,260 @@
+"""Fill :class:`~loce.report.data.ReportData` from run directories (the store), drawing the figures on the way.
+
+What a run's store holds is reported here: the overview (models, layers, images, concepts, counts, skips, IoU),
+the LoCE quality per concept and layer, and example images of every concept with their masks outlined.
+No analysis is computed here: analysis sections come from :mod:`loce.analysis` results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from loce.data.images import read_image
+from loce.errors import InputError, StoreError
+from loce.figures import Tile, concept_colors, group_gallery, iou_distributions, save_figure
+from loce.report.data import FigureRef, ReportData, Section, Table, Tags, natural_key
+from loce.store import OK, LoCEStore, mask_from_rle
+
+LIGHT_COLUMNS = [
+    "sample_id",
+    "image",
+    "concept",
+    "layer",
+    "model",
+    "method",
+    "job",
+    "status",
+    "detail",
+    "iou",
+]
+
+
+def _progress(total: int, enabled: bool, what: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=what, disable=not enabled, unit="step", leave=False)
+
+
+def read_rows(runs: Sequence[Path]) -> pd.DataFrame:
+    """Every row's light columns (no vectors or masks) of the given runs, with a ``run`` column.
+
+    Raises:
+        StoreError: naming a run directory that is not a LoCE store.
+    """
+    frames = []
+    for run in runs:
+        store = LoCEStore.open(run)
+        frame = store.table(LIGHT_COLUMNS).to_pandas()
+        frame.insert(0, "run", Path(run).name)
+        frames.append(frame)
+    if not frames or sum(len(f) for f in frames) == 0:
+        raise StoreError(f"no LoCE rows in {', '.join(str(r) for r in runs)}; run `loce fit` first")
+    return pd.concat(frames, ignore_index=True)
+
+
+def overview_facts(rows: pd.DataFrame) -> dict[str, object]:
+    """Headline numbers of the runs: models, layers, images, concepts, LoCEs, skips and IoU.
+
+    Example:
+        >>> overview_facts(read_rows([Path("RUN")]))["LoCEs"]  # doctest: +SKIP
+        1200
+    """
+    ok = rows[rows["status"] == OK]
+    facts: dict[str, object] = {}
+    if rows["run"].nunique() > 1:
+        facts["runs"] = rows["run"].nunique()
+    facts["models"] = ", ".join(sorted(rows["model"].dropna().unique(), key=natural_key))
+    facts["layers"] = ", ".join(sorted(rows["layer"].dropna().unique(), key=natural_key))
+    facts["images"] = int(rows[["run", "image"]].drop_duplicates().shape[0])
+    facts["concepts"] = int(ok["concept"].nunique())
+    facts["LoCEs"] = len(ok)
+    facts["skipped rows"] = int((rows["status"] != OK).sum())
+    facts["mean IoU"] = float(ok["iou"].mean()) if len(ok) else float("nan")
+    facts["IoU = 0 (not converged)"] = int((ok["iou"] == 0).sum())
+    return facts
+
+
+def quality_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """LoCEs, skips, mean / median IoU and IoU-0 counts per (model, layer, concept), naturally sorted."""
+    data = rows.dropna(subset=["layer", "concept"]).assign(
+        ok=lambda f: f["status"] == OK, ok_iou=lambda f: f["iou"].where(f["status"] == OK)
+    )
+    table = (
+        data.groupby(["model", "layer", "concept"], sort=False)
+        .agg(
+            LoCEs=("ok", "sum"),
+            skipped=("ok", lambda s: int((~s).sum())),
+            mean_iou=("ok_iou", "mean"),
+            median_iou=("ok_iou", "median"),
+            iou_zero=("ok_iou", lambda s: int((s == 0).sum())),
+        )
+        .reset_index()
+    )
+    order = table[["model", "layer", "concept"]].apply(
+        lambda r: tuple(natural_key(str(v)) for v in r), axis=1
+    )
+    return table.iloc[sorted(range(len(table)), key=lambda i: order.iloc[i])].reset_index(drop=True)
+
+
+def skip_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Skipped rows per (model, status) with one example sentence each."""
+    skips = rows[rows["status"] != OK]
+    if skips.empty:
+        return pd.DataFrame(columns=["model", "reason", "rows", "example"])
+    return (
+        skips.groupby(["model", "status"], dropna=False)
+        .agg(rows=("status", "size"), example=("detail", "first"))
+        .reset_index()
+        .rename(columns={"status": "reason"})
+        .sort_values("rows", ascending=False, kind="stable")
+    )
+
+
+def example_tiles(
+    run: Path, rows: pd.DataFrame, per_concept: int, colors: dict[str, str], seed: int = 0
+) -> tuple[dict[str, list[Tile]], list[str]]:
+    """Up to ``per_concept`` images per concept of one run with the concept's mask outlined (seeded choice).
+
+    Returns the tiles per concept and the images that could not be read (they are left out, not fatal).
+    """
+    store = LoCEStore.open(run)
+    ok = rows[(rows["run"] == Path(run).name) & (rows["status"] == OK)]
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[Tile]] = {}
+    missing: list[str] = []
+    for concept in sorted(ok["concept"].unique(), key=natural_key):
+        samples = ok.loc[ok["concept"] == concept, ["sample_id", "image"]].drop_duplicates("sample_id")
+        chosen = samples.iloc[np.sort(rng.permutation(len(samples))[:per_concept])]
+        masks = store.frame(concepts=concept, columns=["sample_id", "mask_rle", "mask_height", "mask_width"])
+        masks = (
+            masks[masks["sample_id"].isin(chosen["sample_id"])]
+            .drop_duplicates("sample_id")
+            .set_index("sample_id")
+        )
+        tiles = []
+        for sample_id, image in zip(chosen["sample_id"], chosen["image"]):
+            try:
+                picture = read_image(store.image_path(image))
+            except (InputError, StoreError):
+                missing.append(str(image))
+                continue
+            mask = None
+            if sample_id in masks.index and isinstance(masks.at[sample_id, "mask_rle"], str):
+                m = masks.loc[sample_id]
+                mask = mask_from_rle(m["mask_rle"], int(m["mask_height"]), int(m["mask_width"]))
+            tiles.append(Tile(picture, mask, title=Path(str(image)).name, color=colors[concept]))
+        groups[concept] = tiles
+    return groups, missing
+
+
+def collect_report(
+    runs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    title: str | None = None,
+    examples_per_concept: int = 6,
+    seed: int = 0,
+    progress: bool = True,
+) -> ReportData:
+    """Read the runs, draw their figures into ``out/img/figures`` and return the report's data.
+
+    Args:
+        runs: run directories (``loce fit --out``).
+        out: the report folder (figures are written below it).
+        title: page title; default names the runs.
+        examples_per_concept: example images per concept and run (0: none).
+        seed: seed of the choice of examples.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The :class:`ReportData`, ready for :func:`loce.report.write_report`.
+
+    Example:
+        >>> data = collect_report(["runs/scenes"], "report")  # doctest: +SKIP
+    """
+    runs = [Path(r) for r in runs]
+    figures = Path(out) / "img" / "figures"
+    rows = read_rows(runs)
+    ok = rows[rows["status"] == OK]
+    colors = concept_colors(rows["concept"].dropna().unique())
+    models = sorted(ok["model"].dropna().unique(), key=natural_key)
+    bar = _progress(len(models) + (len(runs) if examples_per_concept else 0), progress, "report figures")
+
+    quality = Section(
+        "LoCE quality",
+        "IoU between each LoCE's thresholded projection and its concept's mask, per concept and layer. "
+        "IoU 0 marks a LoCE that did not converge.",
+        key="quality",
+    )
+    for model in models:
+        frame = ok[ok["model"] == model]
+        layers = sorted(frame["layer"].unique(), key=natural_key)
+        fig = iou_distributions(frame, layer_order=layers, colors=colors, title=f"IoU per concept · {model}")
+        path = save_figure(fig, figures / f"iou_{len(quality.figures):02d}", formats=("png", "svg"))[0]
+        quality.figures.append(
+            FigureRef(path, f"IoU per concept and layer of {model}", Tags(model=model), wide=True)
+        )
+        bar.update()
+    quality.tables.append(Table("IoU per model, layer and concept", quality_table(rows)))
+
+    sections = [quality]
+    if examples_per_concept > 0:
+        examples = Section(
+            "Examples",
+            "Images of each concept with its mask outlined, as the LoCEs were fitted.",
+            key="examples",
+        )
+        for run in runs:
+            groups, missing = example_tiles(run, rows, examples_per_concept, colors, seed)
+            groups = {c: t for c, t in groups.items() if t}
+            if groups:
+                fig = group_gallery(groups, max_per_group=examples_per_concept, tile_size=1.5)
+                path = save_figure(fig, figures / f"examples_{len(examples.figures):02d}", formats=("png",))[
+                    0
+                ]
+                note = (
+                    f" ({len(missing)} image{'s' if len(missing) != 1 else ''} could not be read)"
+                    if missing
+                    else ""
+                )
+                examples.figures.append(FigureRef(path, f"Examples of {run.name}{note}", wide=True))
+            bar.update()
+        if examples.figures:
+            sections.append(examples)
+    bar.close()
+
+    skips = skip_table(rows)
+    overview_tables = (
+        [Table("Skipped rows", skips, caption="Rows recorded instead of a LoCE, by reason.")]
+        if len(skips)
+        else []
+    )
+    return ReportData(
+        title=title or ("LoCE report · " + ", ".join(r.name for r in runs)),
+        subtitle=" · ".join(str(r.resolve()) for r in runs),
+        overview=overview_facts(rows),
+        overview_tables=overview_tables,
+        sections=sections,
+        concepts=sorted(colors),
+    )
+
+
+def build_report(runs: Sequence[str | Path], out: str | Path, **options) -> Path:
+    """Collect the runs and write the report; returns the path of ``index.html``.
+
+    Args:
+        runs: run directories.
+        out: the report folder.
+        **options: passed to :func:`collect_report`.
+
+    Example:
+        >>> build_report(["runs/scenes"], "report")  # doctest: +SKIP
+        PosixPath('report/index.html')
+    """
+    from loce.report.write import write_report
+
+    return write_report(collect_report(runs, out, **options), Path(out))

@@ -1,0 +1,155 @@
+"""The report's input: a small structure of results, figures, tables and map points.
+
+The report generator only lays these out; it computes nothing. :mod:`loce.report.collect` fills the structure
+from run directories, tests fill it with synthetic values. Tags (``layer``, ``model``, ``concept``) on figures,
+tables and maps drive the report's navigation: choosing a layer in the nav bar hides what belongs to other layers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def natural_key(text: str) -> list[object]:
+    """Sort key that orders ``blocks.5`` before ``blocks.11``.
+
+    Example:
+        >>> sorted(["blocks.11", "blocks.5"], key=natural_key)
+        ['blocks.5', 'blocks.11']
+    """
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+@dataclass
+class Tags:
+    """What a figure, table or map belongs to; ``None`` means "all" and is never hidden by a filter."""
+
+    layer: str | None = None
+    model: str | None = None
+    concept: str | None = None
+
+
+@dataclass
+class FigureRef:
+    """An image file (PNG, SVG, JPEG) to show in a section, with a caption.
+
+    Example:
+        >>> FigureRef(Path("fig/separation.png"), "Separation per layer", Tags(model="lite0"))  # doctest: +SKIP
+    """
+
+    path: Path
+    caption: str = ""
+    tags: Tags = field(default_factory=Tags)
+    wide: bool = False
+
+
+@dataclass
+class Table:
+    """A table to show in a section. Columns named ``layer``, ``model`` or ``concept`` make its rows filterable.
+
+    Example:
+        >>> Table("Confused pairs", frame, max_rows=50)  # doctest: +SKIP
+    """
+
+    title: str
+    frame: pd.DataFrame
+    caption: str = ""
+    tags: Tags = field(default_factory=Tags)
+    max_rows: int = 500
+    float_digits: int = 3
+
+
+@dataclass
+class Section:
+    """One analysis: a title, a short explanation, its figures and tables."""
+
+    title: str
+    text: str = ""
+    figures: list[FigureRef] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    tags: Tags = field(default_factory=Tags)
+    key: str | None = None  # anchor id; default derived from the title
+
+
+@dataclass
+class MapPoint:
+    """One LoCE on the interactive map.
+
+    Attributes:
+        id: unique within its map (e.g. ``"<sample_id>/<concept>"``).
+        x, y: 2-D coordinates (e.g. UMAP).
+        concept: the concept's name.
+        label: what identifies the sample to people (usually the image's file name).
+        thumbnail: an image of the sample with its mask outlined (see :func:`loce.report.thumbnails.write_thumbnail`).
+        neighbours: ids of the nearest LoCEs (nearest first), precomputed.
+        similarities: the similarity of each neighbour (same order), optional.
+        iou: the LoCE's quality (IoU of its projection with the mask), optional.
+    """
+
+    id: str
+    x: float
+    y: float
+    concept: str
+    label: str = ""
+    thumbnail: Path | None = None
+    neighbours: list[str] = field(default_factory=list)
+    similarities: list[float] | None = None
+    iou: float | None = None
+
+
+@dataclass
+class LoceMap:
+    """The points of one interactive 2-D map (one layer of one model)."""
+
+    title: str
+    points: list[MapPoint]
+    tags: Tags = field(default_factory=Tags)
+    note: str = ""
+
+
+@dataclass
+class ReportData:
+    """Everything one report shows.
+
+    Attributes:
+        title: the page title.
+        overview: headline facts, shown as cards in order (``{"model": "lite0", "LoCEs": 1200, "mean IoU": 0.61}``).
+        overview_tables: tables under the headline facts (counts per concept and layer, skips...).
+        maps: interactive LoCE maps.
+        sections: one per analysis.
+        concepts: every concept name; colours are assigned from this list (pass the list the figures were drawn
+            with, so they agree). Default: collected from maps, tags and table columns.
+        subtitle: a line under the title (e.g. the run directories).
+    """
+
+    title: str
+    overview: dict[str, Any] = field(default_factory=dict)
+    overview_tables: list[Table] = field(default_factory=list)
+    maps: list[LoceMap] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    concepts: list[str] | None = None
+    subtitle: str = ""
+
+    def all_tags(self) -> dict[str, list[str]]:
+        """Layer, model and concept values mentioned anywhere, naturally sorted (the nav bar's filter choices)."""
+        found: dict[str, set[str]] = {"layer": set(), "model": set(), "concept": set(self.concepts or [])}
+        tagged: list[Tags] = [t.tags for t in self.overview_tables] + [m.tags for m in self.maps]
+        for section in self.sections:
+            tagged += [section.tags] + [f.tags for f in section.figures] + [t.tags for t in section.tables]
+        for tags in tagged:
+            for name in found:
+                value = getattr(tags, name)
+                if value is not None:
+                    found[name].add(str(value))
+        for loce_map in self.maps:
+            found["concept"].update(str(p.concept) for p in loce_map.points)
+        for table in self.overview_tables + [t for s in self.sections for t in s.tables]:
+            for name in found:
+                if name in table.frame.columns:
+                    found[name].update(str(v) for v in table.frame[name].dropna().unique())
+        return {name: sorted(values, key=natural_key) for name, values in found.items()}
