@@ -1,0 +1,90 @@
+"""``loce layers MODEL``: the model's layer names with their output shapes, normalised to C x h x w."""
+
+from __future__ import annotations
+
+import argparse
+
+from loce.capture import LayerInfo, list_layers
+from loce.cli.common import add_command
+from loce.models import KNOWN_SPECS, load_model
+
+EXAMPLES = """\
+  loce layers efficientnet-lite0                     # real ImageNet weights, 224 x 224
+  loce layers timm:vit_small_patch16_224             # CLS token removed, 384 x 14 x 14 per block
+  loce layers timm:swin_tiny_patch4_window7_224      # NHWC stages shown as C x h x w
+  loce layers torchvision:resnet50 --input-size 320 480
+  loce layers hf:./my-detr-checkpoint --all          # every module, also those without a feature map
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``layers`` subcommand."""
+    parser = add_command(
+        subparsers,
+        "layers",
+        help="list a model's layers with their output shapes",
+        description=(
+            "Run one dummy image through MODEL and list its layers with output shapes normalised to "
+            "C x h x w (NHWC maps permuted, token sequences without CLS/register tokens reshaped to the patch "
+            "grid). By default only blocks (modules with two or more sub-modules, and top-level modules) that "
+            "produce a feature map are shown; --all shows every module. MODEL is one of: "
+            + ", ".join(KNOWN_SPECS)
+            + "."
+        ),
+        examples=EXAMPLES,
+    )
+    parser.add_argument("model", metavar="MODEL", help="model spec, e.g. efficientnet-lite0 or timm:NAME")
+    parser.add_argument(
+        "--input-size",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        default=None,
+        help="input height and width (default: the model's own input size)",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="list every module, also leaves and non-map outputs"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the layers of ``args.model``."""
+    loaded = load_model(args.model, device=args.device)
+    size = tuple(args.input_size) if args.input_size else loaded.preprocessing.size
+    infos = list_layers(loaded, size)
+    if not args.all:
+        infos = [info for info in infos if _is_block(info, infos) and info.layout not in _NOT_A_MAP]
+    prep = loaded.preprocessing
+    print(f"{loaded.spec}: input {size[0]} x {size[1]}, mean {prep.mean}, std {prep.std}")
+    print(format_table(infos))
+    return 0
+
+
+_NOT_A_MAP = ("raw", "not run", "no tensor")
+
+
+def _is_block(info: LayerInfo, infos: list[LayerInfo]) -> bool:
+    """Top-level modules and modules with at least two direct children (blocks, not their inner convs)."""
+    if "." not in info.name:
+        return True
+    prefix = info.name + "."
+    children = sum(
+        1 for other in infos if other.name.startswith(prefix) and "." not in other.name[len(prefix) :]
+    )
+    return children >= 2
+
+
+def format_table(infos: list[LayerInfo]) -> str:
+    """A fixed-width table: layer name, module type, output shape, layout."""
+    rows = [("layer", "type", "output (C x h x w)", "layout")]
+    for info in infos:
+        shape = "-" if info.shape is None else " x ".join(str(v) for v in info.shape)
+        layout = info.layout if info.calls <= 1 else f"{info.layout}, called {info.calls}x (last call kept)"
+        rows.append((info.name, info.type, shape, layout))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip()
+        for row in rows
+    )

