@@ -7,7 +7,9 @@ No analysis is computed here: analysis sections come from :mod:`loce.analysis` r
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +153,34 @@ def example_tiles(
     return groups, missing
 
 
+# Sections contributed by other parts of loce, in page order: "module:function" names of functions
+# ``(context: SectionContext) -> list[Section]``. Each reads what its step wrote into the runs (e.g. RUN/analysis/)
+# and returns nothing when there is nothing to show; a provider never recomputes an analysis.
+SECTION_PROVIDERS: list[str] = []
+
+
+@dataclass
+class SectionContext:
+    """What a section provider gets: the runs, their store rows, where to draw figures, the concept colours."""
+
+    runs: list[Path]
+    rows: pd.DataFrame
+    figures: Path
+    colors: dict[str, str]
+    seed: int = 0
+    progress: bool = True
+
+
+def provided_sections(context: SectionContext) -> list[Section]:
+    """Call every provider of :data:`SECTION_PROVIDERS` in order and concatenate their sections."""
+    sections: list[Section] = []
+    for name in SECTION_PROVIDERS:
+        module_name, function_name = name.split(":")
+        provider = getattr(importlib.import_module(module_name), function_name)
+        sections.extend(provider(context))
+    return sections
+
+
 def collect_report(
     runs: Sequence[str | Path],
     out: str | Path,
@@ -226,6 +256,9 @@ def collect_report(
         if examples.figures:
             sections.append(examples)
     bar.close()
+    figures.mkdir(parents=True, exist_ok=True)
+    context = SectionContext(runs=runs, rows=rows, figures=figures, colors=colors, seed=seed, progress=progress)
+    sections.extend(provided_sections(context))
 
     skips = skip_table(rows)
     overview_tables = (
