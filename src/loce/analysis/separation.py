@@ -1,0 +1,250 @@
+"""One-vs-one separation and overlap of concept distributions, and the ranked list of confused concept pairs.
+
+Definitions (METHOD.md section 2), for concepts i and j:
+
+- separation ``S_ij`` = (smallest distance between a LoCE of i and a LoCE of j) / (largest distance between two
+  LoCEs of the union of i and j). 0 means the distributions touch; the diagonal is 0. When all LoCEs of the
+  union coincide (largest distance 0) ``S_ij`` is 0.
+- overlap ``O_ij`` = share of i's LoCEs whose nearest LoCE of j is strictly closer than their nearest other LoCE of
+  i. Not symmetric; the diagonal is 0. Needs at least 2 LoCEs in concept i.
+
+Both come from one exact pass (:func:`loce.analysis.neighbours.scan_neighbourhoods`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from loce.analysis.distances import DEFAULT_BLOCK_BYTES
+from loce.analysis.errors import AnalysisError, TooFewSamplesError
+from loce.analysis.inputs import ConceptIndex
+from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
+
+if TYPE_CHECKING:
+    from loce.analysis.purity import PurityResult
+
+DEFAULT_CONFUSION_WEIGHTS = {"overlap": 2.0, "closeness": 1.0, "cluster_sharing": 1.0}
+
+
+@dataclass
+class ConceptSeparation:
+    """Separation and overlap matrices (K x K, rows/columns = ``concepts``).
+
+    Attributes:
+        concepts: K concept names.
+        counts: LoCEs per concept.
+        metric: distance used.
+        separation: ``S_ij`` (symmetric).
+        overlap: ``O_ij`` (row i = share of i's LoCEs), or None when not computed.
+        min_distance: smallest distance between a LoCE of i and one of j (diagonal: 0).
+        max_distance: largest distance within the union of i and j (diagonal: the diameter of i).
+        overlap_any: K, share of each concept's LoCEs whose nearest other LoCE has another concept
+            (1 - leave-one-out 1-NN accuracy), or None.
+    """
+
+    concepts: np.ndarray
+    counts: np.ndarray
+    metric: str
+    separation: np.ndarray
+    overlap: np.ndarray | None
+    min_distance: np.ndarray
+    max_distance: np.ndarray
+    overlap_any: np.ndarray | None = None
+
+    def separation_frame(self) -> pd.DataFrame:
+        """K x K table of ``S_ij`` with concept names as index and columns."""
+        return pd.DataFrame(self.separation, index=self.concepts, columns=self.concepts)
+
+    def overlap_frame(self) -> pd.DataFrame:
+        """K x K table of ``O_ij`` (row = the concept whose LoCEs are counted)."""
+        if self.overlap is None:
+            raise AnalysisError("overlap was not computed; call separation_overlap(..., overlap=True).")
+        return pd.DataFrame(self.overlap, index=self.concepts, columns=self.concepts)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table, one row per ordered pair (i, j), i != j."""
+        i, j = np.nonzero(~np.eye(self.concepts.size, dtype=bool))
+        frame = pd.DataFrame(
+            {
+                "concept_i": self.concepts[i],
+                "concept_j": self.concepts[j],
+                "separation": self.separation[i, j],
+                "min_distance": self.min_distance[i, j],
+                "max_distance": self.max_distance[i, j],
+                "n_i": self.counts[i],
+                "n_j": self.counts[j],
+            }
+        )
+        if self.overlap is not None:
+            frame.insert(3, "overlap_ij", self.overlap[i, j])
+            frame.insert(4, "overlap_ji", self.overlap[j, i])
+        return frame
+
+    @classmethod
+    def from_scan(cls, scan: NeighbourhoodScan, overlap: bool = True) -> ConceptSeparation:
+        """Build the matrices from a scan made with ``extremes=True``."""
+        if scan.nearest is None or scan.farthest is None:
+            raise AnalysisError("the neighbourhood scan was made without extremes=True.")
+        index = scan.index
+        index.require(1, "separation", min_concepts=2)
+        if overlap:
+            alone = index.counts < 2
+            if alone.any():
+                raise TooFewSamplesError(
+                    "overlap needs at least 2 LoCEs per concept (a nearest other LoCE of the same concept); "
+                    f"only 1 LoCE for {', '.join(map(repr, index.concepts[alone].tolist()))}. Drop such concepts "
+                    "with drop_small_concepts(X, labels, min_count=2), or pass overlap=False for separation only."
+                )
+        order, starts = index.order, index.starts
+        near, far = scan.nearest[order], scan.farthest[order]
+        min_cross = np.minimum.reduceat(near, starts, axis=0)
+        max_cross = np.maximum.reduceat(far, starts, axis=0)
+        min_distance = np.minimum(min_cross, min_cross.T)
+        max_cross = np.maximum(max_cross, max_cross.T)
+        diameter = np.diag(max_cross).copy()
+        max_distance = np.maximum(max_cross, np.maximum(diameter[:, None], diameter[None, :]))
+        separation = np.divide(
+            min_distance, max_distance, out=np.zeros_like(min_distance), where=max_distance > 0
+        )
+        np.fill_diagonal(separation, 0.0)
+        np.fill_diagonal(min_distance, 0.0)
+        overlap_matrix = overlap_any = None
+        if overlap:
+            codes = index.codes[order]
+            own = near[np.arange(near.shape[0]), codes]
+            closer = near < own[:, None]
+            closer[np.arange(near.shape[0]), codes] = False
+            overlap_matrix = (
+                np.add.reduceat(closer.astype(np.float64), starts, axis=0) / index.counts[:, None]
+            )
+            overlap_any = np.add.reduceat(closer.any(axis=1).astype(np.float64), starts) / index.counts
+        return cls(
+            index.concepts,
+            index.counts,
+            scan.metric,
+            separation,
+            overlap_matrix,
+            min_distance,
+            max_distance,
+            overlap_any,
+        )
+
+
+def separation_overlap(
+    X: object,
+    labels: object,
+    *,
+    metric: str = "cosine",
+    overlap: bool = True,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    backend: str = "torch",
+    progress: bool = False,
+) -> ConceptSeparation:
+    """Separation (and overlap) matrices of the concepts in ``labels``, from one exact chunked pass.
+
+    Example:
+        >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [4.0, 0.0]])
+        >>> result = separation_overlap(X, ["a", "a", "b", "b"], metric="euclidean")
+        >>> round(float(result.separation[0, 1]), 3)  # gap 2 / largest distance 4
+        0.5
+    """
+    index = ConceptIndex.from_labels(np.asarray(labels).astype(str))
+    index.require(1, "separation", min_concepts=2)
+    scan = scan_neighbourhoods(
+        X, labels, metric=metric, extremes=True, block_bytes=block_bytes, backend=backend, progress=progress
+    )
+    return ConceptSeparation.from_scan(scan, overlap=overlap)
+
+
+@dataclass
+class ConfusedPairs:
+    """Concept pairs ranked by how confused their distributions are (most confused first).
+
+    Components of a pair {i, j}, each in [0, 1]:
+
+    - ``overlap``: ``(O_ij + O_ji) / 2``, the mean share of either concept's LoCEs lying closer to the other;
+    - ``closeness``: ``1 - S_ij``, 1 when the distributions touch;
+    - ``cluster_sharing`` (only with a purity result): ``sum over clusters of min(n_ci, n_cj) / min(n_i, n_j)``,
+      1 when every LoCE of the smaller concept shares its dendrogram cluster with as many LoCEs of the other.
+
+    The score is the weighted mean of the components, each first divided by its largest value over all pairs
+    (so each says how strong the evidence is relative to the most confused pair; a single shared point, which
+    makes ``closeness`` 1, cannot outweigh a large overlap). Default weights ``overlap: 2, closeness: 1,
+    cluster_sharing: 1``: overlap counts many LoCEs, separation only the closest two.
+
+    Attributes:
+        table: one row per unordered pair: ``rank, concept_a, concept_b, score``, the components and
+            ``overlap_ab``, ``overlap_ba``, ``separation``.
+        weights: the weights used.
+    """
+
+    table: pd.DataFrame
+    weights: dict[str, float]
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def top(self, n: int = 10) -> pd.DataFrame:
+        return self.table.head(n).copy()
+
+
+def confused_pairs(
+    separation: ConceptSeparation,
+    purity: PurityResult | None = None,
+    *,
+    weights: dict[str, float] | None = None,
+) -> ConfusedPairs:
+    """Rank all concept pairs by a documented combination of overlap, separation and shared clusters.
+
+    Args:
+        separation: result of :func:`separation_overlap` with overlap.
+        purity: optional result of :func:`loce.analysis.purity` on the same LoCEs (adds ``cluster_sharing``).
+        weights: component weights (see :class:`ConfusedPairs`); missing components are left out.
+
+    Example:
+        >>> X = np.array([[0.0, 1], [0.1, 1], [1, 0.0], [1, 0.1], [1, 0.05], [0.05, 1]])
+        >>> sep = separation_overlap(X, ["a", "a", "b", "b", "c", "c"])
+        >>> confused_pairs(sep).table[["concept_a", "concept_b"]].iloc[0].tolist()
+        ['a', 'c']
+    """
+    if separation.overlap is None:
+        raise AnalysisError(
+            "confused_pairs needs the overlap matrix; call separation_overlap(..., overlap=True)."
+        )
+    weights = dict(DEFAULT_CONFUSION_WEIGHTS if weights is None else weights)
+    unknown = set(weights) - set(DEFAULT_CONFUSION_WEIGHTS)
+    if unknown:
+        raise AnalysisError(
+            f"unknown confusion components {sorted(unknown)}; use {sorted(DEFAULT_CONFUSION_WEIGHTS)}."
+        )
+    concepts = separation.concepts
+    a, b = np.triu_indices(concepts.size, k=1)
+    components = {
+        "overlap": (separation.overlap[a, b] + separation.overlap[b, a]) / 2,
+        "closeness": 1.0 - separation.separation[a, b],
+    }
+    if purity is not None:
+        sharing = purity.cluster_sharing(concepts)
+        components["cluster_sharing"] = sharing[a, b]
+    used = {name: w for name, w in weights.items() if name in components and w > 0}
+    if not used:
+        raise AnalysisError("all confusion weights are zero or refer to components that were not computed.")
+    scaled = {
+        name: values / values.max() if values.max() > 0 else values for name, values in components.items()
+    }
+    score = sum(w * scaled[name] for name, w in used.items()) / sum(used.values())
+    table = pd.DataFrame({"concept_a": concepts[a], "concept_b": concepts[b], "score": score})
+    for name, values in components.items():
+        table[name] = values
+    table["overlap_ab"] = separation.overlap[a, b]
+    table["overlap_ba"] = separation.overlap[b, a]
+    table["separation"] = separation.separation[a, b]
+    table = table.sort_values(
+        ["score", "overlap", "concept_a", "concept_b"], ascending=[False, False, True, True], kind="stable"
+    ).reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return ConfusedPairs(table, used)

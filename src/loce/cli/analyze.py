@@ -1,0 +1,105 @@
+"""``loce analyze RUN [RUN ...]``: distribution analyses of the LoCEs per model and layer, as tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from loce.cli.common import add_command, split_list
+
+EXAMPLES = """\
+  loce analyze runs/scenes                                   # every model and layer, every analysis
+  loce analyze runs/scenes --layers _blocks.10 --analyses retrieval,separation,confusion
+  loce analyze runs/lite0 runs/lite1 --ks 1,5                # two runs (models) side by side
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``analyze`` subcommand."""
+    from loce.analysis.retrieval import DEFAULT_KS
+    from loce.analysis.run import RUN_ANALYSES
+
+    parser = add_command(
+        subparsers,
+        "analyze",
+        help="analyse the LoCE distributions of runs (retrieval, separation, confusion, purity, ...)",
+        description=(
+            "For every (model, layer) of each run: leave-one-out retrieval (precision@k, the paper's 'mAP@k', and "
+            "true mean average precision), separation and overlap of concepts, confused concept pairs, purity of "
+            "the hierarchical clustering, outliers per concept, Gaussian mixtures and sub-concepts. Writes CSV and "
+            "Parquet tables and summary.json to RUN/analysis/ and prints the headline numbers."
+        ),
+        examples=EXAMPLES,
+    )
+    parser.add_argument(
+        "runs", nargs="+", metavar="RUN", type=Path, help="run directory written by `loce fit`"
+    )
+    parser.add_argument("--layers", help="comma-separated layers (none given: every layer)")
+    parser.add_argument("--models", help="comma-separated model specs (none given: every model)")
+    parser.add_argument("--concepts", help="comma-separated concepts (none given: every concept)")
+    parser.add_argument(
+        "--analyses", default=",".join(RUN_ANALYSES), help=f"comma-separated, from: {', '.join(RUN_ANALYSES)}"
+    )
+    parser.add_argument(
+        "--metric", default="cosine", choices=["cosine", "euclidean"], help="retrieval/separation"
+    )
+    parser.add_argument("--ks", default=",".join(map(str, DEFAULT_KS)), help="k values of precision@k")
+    parser.add_argument("--no-map", action="store_true", help="skip the true mean average precision")
+    parser.add_argument("--min-per-concept", type=int, default=2, help="drop concepts with fewer LoCEs")
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        default=15000,
+        help="purity, GMMs and sub-concepts use at most this many LoCEs (stratified subsample)",
+    )
+    parser.add_argument("--out", type=Path, help="output directory (default: RUN/analysis; one run only)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Analyse each run, write its tables and print the headline numbers."""
+    import pandas as pd
+
+    from loce.analysis.errors import AnalysisError
+    from loce.analysis.run import AnalysisSettings, analyze_run, headline_frame
+
+    if args.out is not None and len(args.runs) > 1:
+        raise AnalysisError("--out works with one run; with several, each run's tables go to RUN/analysis/.")
+    try:
+        ks = tuple(int(k) for k in split_list(args.ks) or ())
+    except ValueError as exc:
+        raise AnalysisError(f"--ks must be comma-separated integers, got {args.ks!r}.") from exc
+    settings = AnalysisSettings(
+        analyses=tuple(split_list(args.analyses) or ()),
+        metric=args.metric,
+        ks=ks,
+        average_precision=not args.no_map,
+        min_per_concept=args.min_per_concept,
+        max_samples=args.max_samples,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    frames = []
+    for path in args.runs:
+        results, out = analyze_run(
+            path,
+            layers=split_list(args.layers),
+            models=split_list(args.models),
+            concepts=split_list(args.concepts),
+            settings=settings,
+            out_dir=args.out,
+        )
+        frames.append(headline_frame(results, str(path)))
+        for result in results:
+            for note in result.notes:
+                print(f"note: {path} {result.model} {result.layer}: {note}")
+        print(f"wrote {out}")
+    table = pd.concat(frames, ignore_index=True)
+    if len(args.runs) > 1:
+        for path in args.runs:
+            table.to_csv(path / "analysis" / "comparison.csv", index=False)
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 200):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
