@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
 def _seed_everything():
     """Every test starts from the same random state."""
     random.seed(0)
-    np.random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 -- seeds legacy global-state users (e.g. third-party code)
     if torch is not None:
         torch.manual_seed(0)
     yield

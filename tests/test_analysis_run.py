@@ -51,7 +51,7 @@ def run_dir(tmp_path):
 
 
 def test_cli_writes_tables_and_summary(run_dir, capsys):
-    assert main(["analyze", str(run_dir), "--no-progress", "--ks", "1,5"]) == 0
+    assert main(["analyze", str(run_dir), "--no-progress", "--ks", "1,5", "--map-method", "pca"]) == 0
     printed = capsys.readouterr().out
     assert "precision_at_1" in printed and "good" in printed and "noisy" in printed
     out = run_dir / "analysis"
@@ -82,7 +82,7 @@ def test_selection_and_clear_errors(run_dir, tmp_path):
     results, out = analyze_run(
         run_dir,
         layers=["good"],
-        settings=AnalysisSettings(analyses=("retrieval",), ks=(1,)),
+        settings=AnalysisSettings(analyses=("retrieval",), ks=(1,), figure_data=False),
         out_dir=tmp_path / "a",
     )
     assert [r.layer for r in results] == ["good"] and sorted(p.name for p in out.iterdir()) == [

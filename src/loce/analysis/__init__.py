@@ -9,7 +9,9 @@ analysis returns a dataclass with arrays and a ``to_frame()`` (pandas); nothing 
 - :func:`find_subconcepts`: sub-concepts of one concept with centroid LoCEs;
 - :func:`find_outliers`: summed cosine distance, LOF, IsolationForest;
 - :func:`knn`, :func:`retrieval_scores`: exact k-NN, precision@k (the paper's "mAP@k") and true mAP;
-- :func:`compare`: any of them side by side across models and layers.
+- :func:`compare`: any of them side by side across models and layers;
+- :func:`read_figure_data`: what ``loce analyze`` stored per (model, layer) for the figures (2-D map, mixtures,
+  dendrogram, neighbours...; layout in ``docs/ANALYSIS.md``).
 
 Example:
     >>> import numpy as np
@@ -22,6 +24,8 @@ Example:
 from loce.analysis.compare import ANALYSES, compare, register_analysis
 from loce.analysis.distances import cosine_distances, normalize_rows
 from loce.analysis.errors import AnalysisError, SingleConceptError, TooFewSamplesError, TooManySamplesError
+from loce.analysis.figure_data import FigureData, build_figure_data
+from loce.analysis.figure_files import list_figure_data, read_figure_data, write_figure_data
 from loce.analysis.gmm import GMMResult, MixtureFit, fit_gmms
 from loce.analysis.inputs import drop_small_concepts, stratified_subsample
 from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
@@ -38,6 +42,7 @@ __all__ = [
     "AnalysisError",
     "ConceptSeparation",
     "ConfusedPairs",
+    "FigureData",
     "GMMResult",
     "KnnResult",
     "MixtureFit",
@@ -50,6 +55,7 @@ __all__ = [
     "SubConcepts",
     "TooFewSamplesError",
     "TooManySamplesError",
+    "build_figure_data",
     "compare",
     "concept_purity",
     "confused_pairs",
@@ -61,11 +67,14 @@ __all__ = [
     "fit_reducer",
     "knn",
     "linkage_matrix",
+    "list_figure_data",
     "normalize_rows",
+    "read_figure_data",
     "register_analysis",
     "retrieval_scores",
     "scan_neighbourhoods",
     "separation_overlap",
     "stratified_subsample",
     "summed_cosine_distance",
+    "write_figure_data",
 ]

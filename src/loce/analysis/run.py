@@ -6,12 +6,16 @@ analyses per (model, layer) and writes ``RUN/analysis/``:
 - ``<table>.csv`` and ``<table>.parquet`` per table, each with ``run``, ``model``, ``layer`` columns first
   (``headline``, ``retrieval``, ``separation``, ``confused_pairs``, ``purity_clusters``, ``outliers``,
   ``gmm_components``, ``subconcepts``, depending on the analyses);
-- ``summary.json``: settings, per (model, layer) the counts, dropped concepts, headline numbers and timings.
+- ``summary.json``: settings, per (model, layer) the counts, dropped concepts, headline numbers and timings;
+- ``layers/<model>__<layer>/``: what the figures and the report draw per (model, layer), computed here once
+  (2-D map, its Gaussian mixtures, dendrogram, neighbours, per-query precision, outlier ranks, sub-concept
+  memberships, mixed clusters; see :mod:`loce.analysis.figure_data` and ``docs/ANALYSIS.md``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from loce.analysis.errors import AnalysisError
+from loce.analysis.figure_data import MAP_METHODS, build_figure_data
+from loce.analysis.figure_files import write_figure_data
 from loce.analysis.gmm import fit_gmms
 from loce.analysis.inputs import ConceptIndex, stratified_subsample
 from loce.analysis.neighbours import scan_neighbourhoods
@@ -28,16 +34,27 @@ from loce.analysis.outliers import find_outliers
 from loce.analysis.purity import DEFAULT_MAX_SAMPLES, concept_purity
 from loce.analysis.retrieval import DEFAULT_KS, RetrievalResult
 from loce.analysis.separation import ConceptSeparation, confused_pairs
+from loce.analysis.subconcepts import METHODS as SUBCONCEPT_METHODS
 from loce.analysis.subconcepts import find_subconcepts
 from loce.errors import LoceError
 
 RUN_ANALYSES = ("retrieval", "separation", "confusion", "purity", "outliers", "gmm", "subconcepts")
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
+FIGURE_DATA_DIR = "layers"
 
 
 @dataclass
 class AnalysisSettings:
-    """Options of :func:`analyze_run` (all have the defaults of ``loce analyze``)."""
+    """Options of :func:`analyze_run` (all have the defaults of ``loce analyze``).
+
+    Sub-concepts default to a BIC-selected Gaussian mixture in a 2-D PCA of each concept: with full covariances
+    in more dimensions, concepts of a few dozen LoCEs get degenerate components of 3-5 members (measured on the
+    scene world: 5-D gave 7-8 "sub-concepts" for half the concepts, 2-D at most 2); and a concept is split into
+    at most one sub-concept per ``loces_per_subconcept`` LoCEs (8 at most), because BIC does not stop a mixture
+    from fitting near-singular components to 2-3 points each. The 2-D map (``map_method``
+    "umap", "pca" or "none") of at most ``map_points`` LoCEs per (model, layer) and the ``neighbours`` nearest
+    LoCEs of each are stored for the figures when ``figure_data`` is on.
+    """
 
     analyses: tuple[str, ...] = RUN_ANALYSES
     metric: str = "cosine"
@@ -47,11 +64,24 @@ class AnalysisSettings:
     max_samples: int = DEFAULT_MAX_SAMPLES
     seed: int = 0
     progress: bool = False
+    subconcept_method: str = "gmm"
+    subconcept_dims: int = 2
+    loces_per_subconcept: int = 10
+    figure_data: bool = True
+    map_method: str = "umap"
+    map_points: int = 3000
+    neighbours: int = 10
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.analyses) - set(RUN_ANALYSES))
         if unknown:
             raise AnalysisError(f"unknown analyses {unknown}; choose from {', '.join(RUN_ANALYSES)}.")
+        if self.subconcept_method not in SUBCONCEPT_METHODS:
+            raise AnalysisError(
+                f"unknown sub-concept method {self.subconcept_method!r}; use {', '.join(SUBCONCEPT_METHODS)}."
+            )
+        if self.map_method not in MAP_METHODS:
+            raise AnalysisError(f"unknown map method {self.map_method!r}; use {', '.join(MAP_METHODS)}.")
 
 
 @dataclass
@@ -67,6 +97,9 @@ class LayerAnalysis:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict, repr=False)
+    """The analyses' result objects (``kept`` rows, ``scan``, ``retrieval``, ``purity`` with ``purity_rows``,
+    ``outliers``, ``subconcepts``), for :func:`loce.analysis.figure_data.build_figure_data`."""
 
 
 def analyze_vectors(
@@ -85,6 +118,7 @@ def analyze_vectors(
     keep = ~small[index.codes]
     X, labels, ids = X[keep], labels[keep], np.asarray(ids)[keep]
     result = LayerAnalysis(model, layer, int(len(labels)), int(len(set(labels.tolist()))), dropped, {})
+    result.details["kept"] = np.flatnonzero(keep)
     if dropped:
         result.notes.append(f"dropped concepts with fewer than {settings.min_per_concept} LoCEs: {dropped}")
     if result.n_loces < 3:
@@ -113,9 +147,11 @@ def analyze_vectors(
             average_precision=settings.average_precision and "retrieval" in chosen,
             progress=settings.progress,
         )
+        result.details["scan"] = scan
         lap("neighbourhood_pass")
         if "retrieval" in chosen and ks:
             retrieval = RetrievalResult.from_scan(scan, ks)
+            result.details["retrieval"] = retrieval
             result.tables["retrieval"] = retrieval.to_frame()
             result.headline.update({f"precision_at_{k}": retrieval.precision_at(k) for k in ks})
             if retrieval.average_precision is not None:
@@ -140,6 +176,7 @@ def analyze_vectors(
             subset = stratified_subsample(labels, settings.max_samples, seed=settings.seed)
             result.notes.append(f"purity on a stratified subsample of {subset.size} LoCEs")
         purity = concept_purity(X[subset], labels[subset], ids=ids[subset], max_samples=settings.max_samples)
+        result.details.update(purity=purity, purity_rows=subset)
         result.tables["purity_clusters"] = purity.to_frame()
         result.headline.update(purity=purity.purity, n_clusters=purity.n_clusters)
         lap("purity")
@@ -151,6 +188,7 @@ def analyze_vectors(
         lap("confusion")
     if "outliers" in chosen:
         outliers = find_outliers(X, labels, ids=ids, seed=settings.seed)
+        result.details["outliers"] = outliers
         result.tables["outliers"] = outliers.top(10)
         lap("outliers")
     if "gmm" in chosen and result.n_loces >= 4:
@@ -160,7 +198,8 @@ def analyze_vectors(
             result.notes.append(
                 f"Gaussian mixtures fitted on a stratified subsample of {fit_rows.size} LoCEs"
             )
-        gmms = fit_gmms(X[fit_rows], labels[fit_rows], seed=settings.seed)
+        with small_problem_threads():
+            gmms = fit_gmms(X[fit_rows], labels[fit_rows], seed=settings.seed)
         table = gmms.to_frame()
         table["mean"] = table["mean"].map(lambda v: json.dumps([round(x, 6) for x in v]))
         result.tables["gmm_components"] = table
@@ -168,17 +207,42 @@ def analyze_vectors(
             result.headline["gmm_components"] = gmms.overall.n_components
         lap("gmm")
     if "subconcepts" in chosen:
-        frames = []
+        frames, found = [], []
         for concept in index.concepts[~small].tolist():
             members = np.flatnonzero(labels == concept)
             if members.size > settings.max_samples:
                 result.notes.append(f"sub-concepts of {concept!r} skipped: {members.size} LoCEs")
                 continue
-            frames.append(find_subconcepts(X, labels, concept, ids=ids, seed=settings.seed).to_frame())
+            with small_problem_threads():
+                split = find_subconcepts(
+                    X,
+                    labels,
+                    concept,
+                    method=settings.subconcept_method,
+                    n_dims=settings.subconcept_dims,
+                    max_subconcepts=int(np.clip(members.size // settings.loces_per_subconcept, 1, 8)),
+                    ids=ids,
+                    seed=settings.seed,
+                )
+            found.append(split)
+            frames.append(split.to_frame())
+        result.details["subconcepts"] = found
         if frames:
             result.tables["subconcepts"] = pd.concat(frames, ignore_index=True)
         lap("subconcepts")
     return result
+
+
+def small_problem_threads():
+    """Run BLAS / OpenMP on one thread inside this context (a context manager).
+
+    scikit-learn's Gaussian mixtures on a few hundred points in a few dimensions run 20-50x slower with
+    multi-threaded BLAS on a shared 2-core machine than on one thread (measured); the block-wise neighbourhood
+    pass keeps all threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 def _pairs(store, layers: Sequence[str] | None, models: Sequence[str] | None) -> list[tuple[str, str]]:
@@ -226,21 +290,33 @@ def analyze_run(
     settings = settings or AnalysisSettings()
     run = Path(run)
     store = LoCEStore.open(run)
-    results = []
+    out = Path(out_dir) if out_dir is not None else run / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / FIGURE_DATA_DIR).is_dir():  # figure data of an earlier call: replaced as a whole
+        shutil.rmtree(out / FIGURE_DATA_DIR)
+    results, figure_entries = [], []
     for model, layer in _pairs(store, layers, models):
         X, meta = store.vectors(layer=layer, model=model, concepts=list(concepts) if concepts else None)
         if len(meta) == 0:
             continue
         try:
-            results.append(
-                analyze_vectors(
-                    X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer
-                )
+            result = analyze_vectors(
+                X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer
             )
+            if settings.figure_data and result.n_loces >= 3:
+                clock = time.perf_counter()
+                data = build_figure_data(X, meta, result, settings)
+                taken = [Path(e["dir"]).name for e in figure_entries]
+                directory = write_figure_data(data, out / FIGURE_DATA_DIR, taken=taken)
+                figure_entries.append(
+                    {"model": model, "layer": layer, "dir": f"{FIGURE_DATA_DIR}/{directory.name}"}
+                )
+                result.notes.extend(data.notes)
+                result.seconds["figure_data"] = round(time.perf_counter() - clock, 3)
         except LoceError as exc:
             raise AnalysisError(f"{run}: model {model!r}, layer {layer!r}: {exc}") from exc
-    out = Path(out_dir) if out_dir is not None else run / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
+        result.details.clear()  # the scan and clusterings can be large: keep only the tables
+        results.append(result)
     written = write_results(results, out, run_name=str(run))
     summary = {
         "format": "loce-analysis",
@@ -255,6 +331,13 @@ def analyze_run(
             "max_samples": settings.max_samples,
             "seed": settings.seed,
             "concepts": list(concepts) if concepts else None,
+            "subconcept_method": settings.subconcept_method,
+            "subconcept_dims": settings.subconcept_dims,
+            "loces_per_subconcept": settings.loces_per_subconcept,
+            "figure_data": settings.figure_data,
+            "map_method": settings.map_method,
+            "map_points": settings.map_points,
+            "neighbours": settings.neighbours,
         },
         "results": [
             {
@@ -270,6 +353,7 @@ def analyze_run(
             for r in results
         ],
         "tables": written,
+        "figure_data": figure_entries,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return results, out

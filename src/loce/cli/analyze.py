@@ -11,6 +11,7 @@ EXAMPLES = """\
   loce analyze runs/scenes                                   # every model and layer, every analysis
   loce analyze runs/scenes --layers _blocks.10 --analyses retrieval,separation,confusion
   loce analyze runs/lite0 runs/lite1 --ks 1,5                # two runs (models) side by side
+  loce analyze runs/scenes --map-method pca                  # 2-D map by PCA (no UMAP compilation)
 """
 
 
@@ -52,6 +53,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=15000,
         help="purity, GMMs and sub-concepts use at most this many LoCEs (stratified subsample)",
     )
+    parser.add_argument(
+        "--subconcept-method",
+        default="gmm",
+        choices=["gmm", "dendrogram"],
+        help="sub-concepts: BIC-selected Gaussian mixture (in a PCA of the concept) or a dendrogram cut "
+        "chosen by silhouette",
+    )
+    parser.add_argument(
+        "--subconcept-dims", type=int, default=2, help="PCA dimensions of the sub-concept mixtures (gmm)"
+    )
+    parser.add_argument(
+        "--map-method",
+        default="umap",
+        choices=["umap", "pca", "none"],
+        help="2-D map of the LoCEs for the figures and the report (umap: the paper's; its first use compiles "
+        "for ~20 s)",
+    )
+    parser.add_argument(
+        "--map-points",
+        type=int,
+        default=3000,
+        help="LoCEs per (model, layer) on the map (stratified subsample)",
+    )
+    parser.add_argument(
+        "--neighbours", type=int, default=10, help="nearest neighbours stored per LoCE (the map's click list)"
+    )
+    parser.add_argument(
+        "--no-figure-data", action="store_true", help="write only the tables (no RUN/analysis/layers/)"
+    )
     parser.add_argument("--out", type=Path, help="output directory (default: RUN/analysis; one run only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
         max_samples=args.max_samples,
         seed=args.seed,
         progress=not args.no_progress,
+        subconcept_method=args.subconcept_method,
+        subconcept_dims=args.subconcept_dims,
+        figure_data=not args.no_figure_data,
+        map_method=args.map_method,
+        map_points=args.map_points,
+        neighbours=args.neighbours,
     )
     frames = []
     for path in args.runs:

@@ -9,7 +9,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Keeps the examples in epilogs as written and shows defaults."""
 
 
-def add_command(subparsers, name: str, *, help: str, description: str, examples: str) -> argparse.ArgumentParser:
+def add_command(
+    subparsers, name: str, *, help: str, description: str, examples: str
+) -> argparse.ArgumentParser:
     """Add a subcommand parser with a description and an ``examples:`` epilog."""
     return subparsers.add_parser(
         name,
@@ -25,3 +27,97 @@ def split_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Options choosing the dataset: ``--coco`` + ``--images``, ``--voc`` or ``--folder``, and filters."""
+    group = parser.add_argument_group("data (one of --coco, --voc, --folder)")
+    group.add_argument("--coco", metavar="JSON", help="COCO-format annotation file (polygons or RLE)")
+    group.add_argument("--images", metavar="DIR", help="image root for --coco (file names resolve under it)")
+    group.add_argument("--voc", metavar="DIR", help="Pascal VOC root (JPEGImages/, SegmentationClass/, ...)")
+    group.add_argument(
+        "--voc-split", default="val", help="VOC split name or a file of image ids ('all': every image)"
+    )
+    group.add_argument(
+        "--folder", metavar="DIR", help="folder dataset: images/<name>.<ext> + masks/<name>/<concept>.png"
+    )
+    group.add_argument("--categories", help="comma-separated concept names to keep (default: all)")
+    group.add_argument(
+        "--max-per-category", type=int, help="keep at most this many images per concept (seeded)"
+    )
+    group.add_argument("--min-area", type=float, default=0, help="COCO: minimum mask area in pixels")
+    group.add_argument(
+        "--include-crowd", action="store_true", help="COCO: include crowd regions in the masks"
+    )
+    group.add_argument(
+        "--strict", action="store_true", help="stop at the first bad input instead of recording a skip"
+    )
+
+
+def load_dataset_from_args(args: argparse.Namespace):
+    """Build the :class:`~loce.data.ConceptDataset` the data options describe."""
+    from loce.data import load_coco, load_folder, load_voc
+    from loce.errors import InputError
+
+    chosen = [name for name in ("coco", "voc", "folder") if getattr(args, name)]
+    if len(chosen) != 1:
+        raise InputError(
+            "choose exactly one data source: --coco JSON --images DIR, --voc DIR or --folder DIR"
+        )
+    categories = split_list(args.categories)
+    if args.coco:
+        if not args.images:
+            raise InputError(
+                "--coco needs --images DIR, the directory the annotation's file names are relative to"
+            )
+        dataset = load_coco(
+            args.coco,
+            args.images,
+            categories=categories,
+            include_crowd=args.include_crowd,
+            max_per_category=args.max_per_category,
+            min_area=args.min_area,
+            strict=args.strict,
+            seed=args.seed,
+        )
+    elif args.voc:
+        split = None if args.voc_split == "all" else args.voc_split
+        dataset = load_voc(args.voc, split=split, categories=categories, strict=args.strict)
+    else:
+        dataset = load_folder(args.folder, categories=categories, strict=args.strict)
+    if args.max_per_category is not None and not args.coco:
+        dataset = dataset.filter(max_per_category=args.max_per_category, seed=args.seed)
+    return dataset
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, layers_required: bool = True) -> None:
+    """Options choosing the model, its layers and where it runs."""
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        required=True,
+        help="model spec: efficientnet-lite0|1|2, torchvision:NAME, timm:NAME, hf:ID_OR_DIR",
+    )
+    group.add_argument(
+        "--layers", required=layers_required, help="comma-separated layer names (see `loce layers MODEL`)"
+    )
+    group.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("H", "W"), help="override the model's input size"
+    )
+    group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or mps")
+    group.add_argument(
+        "--batch-size", type=int, default=32, help="images per forward pass (and per store shard)"
+    )
+    group.add_argument("--seed", type=int, default=0, help="seed of every random step (recorded in the run)")
+
+
+def load_model_from_args(args: argparse.Namespace):
+    """Load the :class:`~loce.models.LoadedModel` the model options describe."""
+    from loce.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    if args.input_size:
+        from dataclasses import replace
+
+        model.preprocessing = replace(model.preprocessing, size=tuple(args.input_size))
+    return model

@@ -17,7 +17,18 @@ from loce.errors import LoceError
 
 # Subcommand modules, in the order `loce --help` lists them (the pipeline's order).
 COMMAND_MODULES: list[str] = [
-    # "loce.cli.layers", ... each helper/module adds its own line here
+    "loce.cli.demo",
+    "loce.cli.scenes",
+    "loce.cli.layers",
+    "loce.cli.fit",
+    "loce.cli.embed",
+    "loce.cli.info",
+    "loce.cli.analyze",
+    "loce.cli.compare_methods",
+    "loce.cli.location",
+    "loce.cli.localize",
+    "loce.cli.cbm",
+    "loce.cli.report",
 ]
 
 
@@ -54,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loce: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("loce: interrupted; everything written so far is kept, run the same command again to resume.",
-              file=sys.stderr)
+        print(
+            "loce: interrupted; everything written so far is kept, run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -107,7 +107,7 @@ def precision_at_k_curves(
                 marker="o",
                 markersize=3.5,
                 color=layer_color[layer],
-                label=layer,
+                label=" " + layer if layer.startswith("_") else layer,  # matplotlib hides labels "_..."
                 linewidth=1.6,
             )
         ax.set_xlabel("k")

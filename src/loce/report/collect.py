@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,10 @@ import pandas as pd
 from loce.data.images import read_image
 from loce.errors import InputError, StoreError
 from loce.figures import Tile, concept_colors, group_gallery, iou_distributions, save_figure
-from loce.report.data import FigureRef, ReportData, Section, Table, Tags, natural_key
+from loce.report.data import FigureRef, LoceMap, ReportData, Section, Table, Tags, natural_key
 from loce.store import OK, LoCEStore, mask_from_rle
 
+LOCE_METHOD = "loce"
 LIGHT_COLUMNS = [
     "sample_id",
     "image",
@@ -58,8 +59,10 @@ def read_rows(runs: Sequence[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def overview_facts(rows: pd.DataFrame) -> dict[str, object]:
-    """Headline numbers of the runs: models, layers, images, concepts, LoCEs, skips and IoU.
+def overview_facts(rows: pd.DataFrame, methods: Sequence[str] = ()) -> dict[str, object]:
+    """Headline numbers of the runs' LoCE rows: models, layers, images, concepts, LoCEs, skips and IoU.
+
+    ``methods`` lists every embedding method the runs hold (shown when there are baselines beside LoCE).
 
     Example:
         >>> overview_facts(read_rows([Path("RUN")]))["LoCEs"]  # doctest: +SKIP
@@ -71,6 +74,8 @@ def overview_facts(rows: pd.DataFrame) -> dict[str, object]:
         facts["runs"] = rows["run"].nunique()
     facts["models"] = ", ".join(sorted(rows["model"].dropna().unique(), key=natural_key))
     facts["layers"] = ", ".join(sorted(rows["layer"].dropna().unique(), key=natural_key))
+    if len(methods) > 1:
+        facts["methods"] = ", ".join(methods)
     facts["images"] = int(rows[["run", "image"]].drop_duplicates().shape[0])
     facts["concepts"] = int(ok["concept"].nunique())
     facts["LoCEs"] = len(ok)
@@ -156,12 +161,19 @@ def example_tiles(
 # Sections contributed by other parts of loce, in page order: "module:function" names of functions
 # ``(context: SectionContext) -> list[Section]``. Each reads what its step wrote into the runs (e.g. RUN/analysis/)
 # and returns nothing when there is nothing to show; a provider never recomputes an analysis.
-SECTION_PROVIDERS: list[str] = []
+SECTION_PROVIDERS: list[str] = [
+    "loce.report.sections_analysis:analysis_sections",
+    "loce.report.sections_methods:method_sections",
+    "loce.report.sections_localization:localization_sections",
+]
 
 
 @dataclass
 class SectionContext:
-    """What a section provider gets: the runs, their store rows, where to draw figures, the concept colours."""
+    """What a section provider gets: the runs, their store rows, where to draw figures, the concept colours.
+
+    A provider that has interactive maps appends them to ``maps`` (they are shown above the sections).
+    """
 
     runs: list[Path]
     rows: pd.DataFrame
@@ -169,6 +181,7 @@ class SectionContext:
     colors: dict[str, str]
     seed: int = 0
     progress: bool = True
+    maps: list[LoceMap] = field(default_factory=list)
 
 
 def provided_sections(context: SectionContext) -> list[Section]:
@@ -209,8 +222,12 @@ def collect_report(
     runs = [Path(r) for r in runs]
     figures = Path(out) / "img" / "figures"
     rows = read_rows(runs)
+    all_rows = rows
+    rows = rows[rows["method"] == LOCE_METHOD]  # baselines have their own sections (see SECTION_PROVIDERS)
+    if rows.empty:
+        raise StoreError(f"no LoCE rows in {', '.join(str(r) for r in runs)}; run `loce fit` first")
     ok = rows[rows["status"] == OK]
-    colors = concept_colors(rows["concept"].dropna().unique())
+    colors = concept_colors(all_rows["concept"].dropna().unique())
     models = sorted(ok["model"].dropna().unique(), key=natural_key)
     bar = _progress(len(models) + (len(runs) if examples_per_concept else 0), progress, "report figures")
 
@@ -257,10 +274,12 @@ def collect_report(
             sections.append(examples)
     bar.close()
     figures.mkdir(parents=True, exist_ok=True)
-    context = SectionContext(runs=runs, rows=rows, figures=figures, colors=colors, seed=seed, progress=progress)
+    context = SectionContext(
+        runs=runs, rows=all_rows, figures=figures, colors=colors, seed=seed, progress=progress
+    )
     sections.extend(provided_sections(context))
 
-    skips = skip_table(rows)
+    skips = skip_table(all_rows)
     overview_tables = (
         [Table("Skipped rows", skips, caption="Rows recorded instead of a LoCE, by reason.")]
         if len(skips)
@@ -269,8 +288,9 @@ def collect_report(
     return ReportData(
         title=title or ("LoCE report · " + ", ".join(r.name for r in runs)),
         subtitle=" · ".join(str(r.resolve()) for r in runs),
-        overview=overview_facts(rows),
+        overview=overview_facts(rows, methods=sorted(all_rows["method"].dropna().unique())),
         overview_tables=overview_tables,
+        maps=context.maps,
         sections=sections,
         concepts=sorted(colors),
     )

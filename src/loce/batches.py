@@ -1,0 +1,168 @@
+"""Loading groups of whole samples (images + concept masks) for a run, with skips recorded, one group ahead.
+
+A run processes images in groups ("batches"); each group becomes one atomic shard of the store. This module turns
+a sequence of :class:`~loce.data.Sample` into :class:`LoadedBatch` values: decoded images, one :class:`Pair` per
+usable (image, concept), and skip rows for what could not be used (an unreadable image, a mask of the wrong
+size, an empty mask). The next group is loaded in a background thread while the caller computes on the current
+one, so decoding overlaps the model's forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from loce.data.images import skip_reason
+from loce.data.sample import Sample
+from loce.errors import InputError
+
+
+@dataclass
+class Pair:
+    """One usable (image, concept): the index of its image in the batch, its mask and annotation data."""
+
+    image_index: int
+    sample_id: str
+    image: str
+    concept: str
+    mask: np.ndarray
+    box: tuple[float, float, float, float] | None
+    attributes: str | None
+
+
+@dataclass
+class LoadedBatch:
+    """A group of whole samples, decoded: images that loaded, usable pairs, and skip rows for the rest."""
+
+    samples: list[Sample]
+    images: list[np.ndarray] = field(default_factory=list)
+    image_samples: list[Sample] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+    skip_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sample_ids(self) -> list[str]:
+        """Ids of every sample of the group (loaded or skipped)."""
+        return [s.sample_id for s in self.samples]
+
+
+def _attributes_json(sample: Sample, concept: str) -> str | None:
+    instances = sample.concepts[concept].instances
+    attrs = [inst.attributes for inst in instances]
+    if not any(attrs):
+        return None
+    return json.dumps(attrs, sort_keys=True, default=str)
+
+
+def load_batch(samples: Sequence[Sample], strict: bool = False) -> LoadedBatch:
+    """Decode the images and masks of ``samples``; unusable inputs become skip rows (or raise when ``strict``).
+
+    Args:
+        samples: the group's samples, in order.
+        strict: raise :class:`InputError` on the first problem instead of recording a skip row.
+
+    Returns:
+        The :class:`LoadedBatch`. Every sample appears either in ``image_samples`` or in an image-level skip row
+        (``concept`` and ``layer`` null), so the store can mark every sample of the group as done.
+
+    Example:
+        >>> batch = load_batch(dataset[:8])  # doctest: +SKIP
+        >>> len(batch.pairs), [r["status"] for r in batch.skip_rows]  # doctest: +SKIP
+    """
+    batch = LoadedBatch(samples=list(samples))
+    for sample in samples:
+        where = {"sample_id": sample.sample_id, "image": sample.rel_path}
+        try:
+            image = sample.load_image()
+        except InputError as exc:
+            if strict:
+                raise
+            batch.skip_rows.append(
+                {
+                    **where,
+                    "concept": None,
+                    "layer": None,
+                    "status": skip_reason(exc, "unreadable_image"),
+                    "detail": str(exc),
+                }
+            )
+            continue
+        index = len(batch.images)
+        usable = 0
+        pending_skips: list[dict[str, Any]] = []
+        for concept, annotation in sample.concepts.items():
+            row = {**where, "concept": concept, "layer": None}
+            try:
+                mask = np.asarray(annotation.load_mask(), dtype=bool)
+            except InputError as exc:
+                if strict:
+                    raise
+                pending_skips.append({**row, "status": skip_reason(exc, "bad_mask"), "detail": str(exc)})
+                continue
+            if mask.shape != image.shape[:2]:
+                detail = (
+                    f"{sample.image_path}: the mask of {concept!r} is {mask.shape[0]} x {mask.shape[1]} but the image "
+                    f"is {image.shape[0]} x {image.shape[1]}; fix the annotation's height/width"
+                )
+                if strict:
+                    raise InputError(detail)
+                pending_skips.append({**row, "status": "mask_size_mismatch", "detail": detail})
+                continue
+            usable += 1
+            batch.pairs.append(
+                Pair(
+                    image_index=index,
+                    sample_id=sample.sample_id,
+                    image=sample.rel_path,
+                    concept=concept,
+                    mask=mask,
+                    box=annotation.box,
+                    attributes=_attributes_json(sample, concept),
+                )
+            )
+        batch.skip_rows.extend(pending_skips)
+        if usable:
+            batch.images.append(image)
+            batch.image_samples.append(sample)
+        elif not pending_skips:
+            batch.skip_rows.append(
+                {
+                    **where,
+                    "concept": None,
+                    "layer": None,
+                    "status": "no_concepts",
+                    "detail": f"{sample.image_path}: the image has no annotated concept to embed",
+                }
+            )
+    return batch
+
+
+def iter_batches(
+    samples: Sequence[Sample], batch_size: int, *, strict: bool = False, prefetch: bool = True
+) -> Iterator[LoadedBatch]:
+    """Yield :class:`LoadedBatch` groups of ``batch_size`` samples, loading the next group in the background.
+
+    Args:
+        samples: the samples to process, in order.
+        batch_size: samples per group (one store shard each).
+        strict: raise on the first bad input instead of recording skips.
+        prefetch: decode the next group in a worker thread while the caller works on the current one.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    groups = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
+    if not prefetch:
+        for group in groups:
+            yield load_batch(group, strict)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loce-load") as pool:
+        future = pool.submit(load_batch, groups[0], strict) if groups else None
+        for k in range(len(groups)):
+            batch = future.result()
+            future = pool.submit(load_batch, groups[k + 1], strict) if k + 1 < len(groups) else None
+            yield batch

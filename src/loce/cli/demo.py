@@ -1,0 +1,106 @@
+"""``loce demo``: the whole pipeline on the built-in scene world, as the sequence of commands a user would type.
+
+Each step is an ordinary ``loce`` subcommand, printed before it runs, so the demo doubles as a recipe. Every step
+resumes or skips work already done, so running the demo again after an interruption continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from loce.cli.common import add_command
+
+EXAMPLES = """
+  loce demo --out demo-output                 # about 5-10 minutes on 2 CPU cores
+  loce demo --out /tmp/small --n 40           # a fast smoke run
+"""
+
+MODEL = "efficientnet-lite0"
+LAYERS = "_blocks.10,_blocks.14"
+
+
+def register(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "demo",
+        help="run the whole pipeline on the built-in scene world and write the report",
+        description=(
+            "Render the scene world, fit LoCEs of EfficientNet-Lite0 (real ImageNet weights, offline), embed the "
+            "objects with the baselines, analyse the distributions, localise concepts, train the concept "
+            "bottleneck and write the HTML report. Prints every command it runs."
+        ),
+        examples=EXAMPLES,
+    )
+    parser.add_argument("--out", default="demo-output", type=Path, help="folder for scenes, run and report")
+    parser.add_argument("--n", type=int, default=200, help="number of scenes to render")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the scenes and of every random step")
+    parser.set_defaults(func=run)
+
+
+def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
+    """The demo's steps: ``(title, loce arguments)`` in order."""
+    scenes, run, report = out / "scenes", out / "run", out / "report"
+    data = ["--coco", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
+    model = ["--model", MODEL, "--seed", str(seed)]
+    steps: list[tuple[str, list[str]]] = [
+        ("render the scene world", ["scenes", "--out", str(scenes), "--n", str(n), "--seed", str(seed)]),
+        ("fit LoCEs", ["fit", *model, "--layers", LAYERS, *data, "--out", str(run)]),
+    ]
+    for method, layers in (
+        ("crop", LAYERS + ",_avg_pooling"),
+        ("window", LAYERS),
+        ("masked-pool", LAYERS),
+        ("global", LAYERS),
+    ):
+        steps.append(
+            (
+                f"embed objects with the {method} baseline",
+                ["embed", "--method", method, *model, "--layers", layers, *data, "--out", str(run)],
+            )  # fmt: skip
+        )
+    steps += [
+        ("analyse the LoCE distributions", ["analyze", str(run)]),
+        ("compare LoCE with the baselines", ["compare-methods", str(run)]),
+        ("position in the embeddings", ["location", *model, "--layers", LAYERS, "--out", str(run)]),
+        ("write the report", ["report", str(run), "--out", str(report)]),
+    ]
+    return steps
+
+
+def _scenes_done(scenes: Path, n: int, seed: int) -> bool:
+    annotations = scenes / "annotations.json"
+    if not annotations.exists():
+        return False
+    try:
+        info = json.loads(annotations.read_text(encoding="utf-8")).get("info", {})
+    except (OSError, ValueError):
+        return False
+    return info.get("n_images") == n and info.get("seed") == seed
+
+
+def run(args: argparse.Namespace) -> int:
+    from loce.cli.main import main
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    steps = demo_commands(out, args.n, args.seed)
+    start = time.perf_counter()
+    for number, (title, argv) in enumerate(steps, 1):
+        print(f"\n[{number}/{len(steps)}] {title}\n$ loce {shlex.join(argv)}", flush=True)
+        if argv[0] == "scenes" and _scenes_done(out / "scenes", args.n, args.seed):
+            print("already rendered; skipping")
+            continue
+        t0 = time.perf_counter()
+        code = main(argv)
+        if code:
+            print(f"loce demo: step {number} ({title}) failed with exit code {code}", file=sys.stderr)
+            return code
+        print(f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    report = out / "report" / "index.html"
+    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; open the report: {report.resolve()}")
+    return 0

@@ -1,0 +1,107 @@
+"""``loce embed --method crop|window|masked-pool|global``: object-embedding baselines into a run's store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loce.cli.common import (
+    add_command,
+    add_data_options,
+    add_model_options,
+    load_dataset_from_args,
+    load_model_from_args,
+    split_list,
+)
+from loce.fit.settings import PRESETS
+
+METHOD_CHOICES = ("crop", "window", "masked-pool", "global")
+
+EXAMPLES = """
+  loce embed --method window --model efficientnet-lite0 --layers _blocks.10,_blocks.14 \\
+             --coco scenes/annotations.json --images scenes/images --out RUN
+  loce embed --method crop --model efficientnet-lite0 --coco scenes/annotations.json --images scenes/images \\
+             --out RUN                      # default layer: the penultimate feature vector (_avg_pooling)
+  loce embed --method masked-pool --model efficientnet-lite0 --layers _blocks.10 --voc VOC2012 --out RUN
+  loce embed --method global --model efficientnet-lite0 --layers _blocks.10,_blocks.14 \\
+             --coco scenes/annotations.json --images scenes/images --out RUN
+Use the same --out as `loce fit` to compare the methods with `loce compare-methods RUN`. Running the same
+command again resumes; images (for global: concepts) already stored are not recomputed.
+"""
+
+
+def register(subparsers) -> None:
+    """Add the ``embed`` subcommand."""
+    parser = add_command(
+        subparsers,
+        "embed",
+        help="embed every object with a baseline method (crop, window, masked-pool, global)",
+        description=(
+            "Object embeddings without per-sample fitting, stored beside the LoCEs (column `method`): crop = the "
+            "object's mask crop on a black canvas fed to the model and pooled; window = the k x k grid cells "
+            "around the box centre, flattened; masked-pool = the activations averaged under the mask; global = one "
+            "vector per concept fitted over all its samples with the LoCE objective (Net2Vec)."
+        ),
+        examples=EXAMPLES,
+    )
+    parser.add_argument("--method", required=True, choices=METHOD_CHOICES, help="the baseline to compute")
+    add_model_options(parser, layers_required=False)
+    add_data_options(parser)
+    parser.add_argument("--out", required=True, help="run directory (created, or resumed if it exists)")
+    parser.add_argument("--window-size", type=int, default=3, metavar="K", help="window: cells per side")
+    parser.add_argument(
+        "--crop-margin",
+        type=float,
+        default=0.0,
+        help="crop: black border around the object, as a fraction of its longer side",
+    )
+    parser.add_argument(
+        "--preset", default="paper", choices=sorted(PRESETS), help="global: fit settings of the shared vector"
+    )
+    parser.add_argument("--job", help="job name inside the run (default: <method>.<model>)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the embedding and print what was stored."""
+    from loce.baselines import EmbedOptions, embed_run
+
+    dataset = load_dataset_from_args(args)
+    model = load_model_from_args(args)
+    summary = embed_run(
+        dataset,
+        model,
+        args.method,
+        args.out,
+        split_list(args.layers),
+        options=EmbedOptions(window_size=args.window_size, crop_margin=args.crop_margin),
+        settings=args.preset,
+        job=args.job,
+        batch_size=args.batch_size,
+        device=args.device,
+        strict=args.strict,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print_embed_summary(summary)
+    return 0
+
+
+def print_embed_summary(summary, file=None) -> None:
+    """Print counts per concept and layer and the skips of a finished embedding run (to stdout by default)."""
+    file = sys.stdout if file is None else file
+    t = summary.timings
+    print(
+        f"\n{summary.images_processed} images processed ({summary.images_done_before} already stored), "
+        f"{summary.vectors} {summary.method} vectors of {', '.join(summary.layers)} written to {summary.out} "
+        f"(job {summary.job}) in {t.total:.1f} s",
+        file=file,
+    )
+    table = summary.count_table()
+    if not table.empty:
+        print("\nvectors per concept and layer (whole job):", file=file)
+        print(table.to_string(index=False), file=file)
+    if summary.skips:
+        print("\nskipped: " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.skips.items())), file=file)
+        print(f"details: `loce info {summary.out} --skips`", file=file)

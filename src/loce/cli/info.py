@@ -1,0 +1,49 @@
+"""``loce info``: what a run directory holds (jobs, counts, IoU per concept and layer, skips)."""
+
+from __future__ import annotations
+
+import argparse
+
+from loce.cli.common import add_command
+
+EXAMPLES = """
+  loce info RUN
+  loce info RUN --skips          # every skipped input with its reason
+"""
+
+
+def register(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "info",
+        help="summarise a run directory",
+        description="Print the jobs of a run (model, layers, method, settings), LoCE counts, IoU and skips.",
+        examples=EXAMPLES,
+    )
+    parser.add_argument("run", help="run directory written by `loce fit` / `loce embed`")
+    parser.add_argument("--skips", action="store_true", help="list every skipped input with its reason")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from loce.store import LoCEStore
+
+    store = LoCEStore.open(args.run)
+    for job in store.jobs.values():
+        print(
+            f"job {job.name}: method {job.method}, model {job.model}, layers {', '.join(job.layers)}"
+            + (f", settings {job.settings_id}" if job.settings_id else "")
+        )
+    summary = store.summary()
+    with pd.option_context("display.width", 160, "display.max_rows", 500):
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if args.skips:
+            skips = store.skips()
+            if skips.empty:
+                print("\nno skips")
+            else:
+                print()
+                print(skips[["sample_id", "concept", "layer", "status", "detail"]].to_string(index=False))
+    return 0

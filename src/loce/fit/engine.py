@@ -1,0 +1,150 @@
+"""The batched LoCE solver: one chunk of independent samples optimised as one tensor program.
+
+Per step and sample, with activations ``A`` (``C x hw``) and the interpolation matrices ``U_h`` (``G x h``),
+``U_w`` (``G x w``) of the common ``G x G`` grid:
+
+- logits on the native grid ``z = v^T A`` (``h x w``), on the grid ``Z = U_h z U_w^T`` (``G x G``);
+- the objective's gradient ``dL/dZ`` on the grid (hand-written, see :mod:`loce.fit.objectives`);
+- back to the native grid ``dL/dz = U_h^T (dL/dZ) U_w`` and to the vector ``dL/dv = A dL/dz``;
+- one solver update (see :mod:`loce.fit.solvers`).
+
+This is exactly the gradient of the paper's formulation (all channels upsampled to ``G x G`` first), because
+upsampling is linear, at a cost of ``O(C hw + G^2 (h + w))`` instead of ``O(C G^2)`` per sample and step. All
+products are batched matrix multiplications over the chunk, the ``G x G`` ones into buffers allocated once per
+chunk; the products with ``A`` use ``A`` stored as ``hw x C``, the fastest layout measured for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from loce.fit.objectives import Objective
+from loce.fit.settings import FitSettings
+from loce.fit.solvers import Solver
+from loce.fit.targets import interpolation_matrix
+
+
+class GridOperator:
+    """Bilinear upsampling of ``n x h x w`` logits to the ``G x G`` grid, and its adjoint, for up to ``n`` samples.
+
+    The large intermediate results live in buffers allocated once per chunk: fresh multi-megabyte tensors at
+    every step would cost page faults that take longer than the arithmetic. :meth:`up` returns a view of the
+    grid buffer, which the objective then overwrites in place; a later :meth:`up` overwrites it again.
+
+    Example:
+        >>> op = GridOperator(7, 7, 100, 3, "cpu")
+        >>> op.up(torch.zeros(3, 7, 7)).shape
+        torch.Size([3, 10000])
+    """
+
+    def __init__(self, h: int, w: int, grid: int, n: int, device: str | torch.device) -> None:
+        self.h, self.w, self.grid = h, w, grid
+        self.rows = interpolation_matrix(grid, h, device=device)  # G x h
+        self.rows_t = self.rows.T.contiguous()  # h x G
+        self.cols = interpolation_matrix(grid, w, device=device)  # G x w
+        self.cols_t = self.cols.T.contiguous()  # w x G
+        self._wide = torch.empty(n, h, grid, device=device)  # z U_w^T
+        self._grid = torch.empty(n, grid, grid, device=device)  # U_h z U_w^T, then the objective's gradient
+        self._short = torch.empty(n, h, grid, device=device)  # U_h^T g
+
+    # The operation orders below were the fastest of the alternatives measured on CPU (2-3x apart).
+
+    def up(self, z: Tensor) -> Tensor:
+        """``m x h x w`` -> ``m x G^2`` (row-major grid): ``U_h z U_w^T`` per sample (a view of the buffer)."""
+        m, g = z.shape[0], self.grid
+        wide = torch.mm(z.reshape(m * self.h, self.w), self.cols_t, out=self._wide[:m].view(m * self.h, g))
+        out = torch.matmul(self.rows, wide.view(m, self.h, g), out=self._grid[:m])
+        return out.view(m, g * g)
+
+    def down(self, grad: Tensor) -> Tensor:
+        """The adjoint of :meth:`up`: ``m x G^2`` -> ``m x hw``, ``U_h^T g U_w`` per sample."""
+        m, g = grad.shape[0], self.grid
+        short = torch.matmul(self.rows_t, grad.view(m, g, g), out=self._short[:m])  # m x h x G
+        narrow_t = torch.mm(
+            self.cols_t, short.view(m * self.h, g).T
+        )  # w x (m h): the fast layout of this GEMM
+        return narrow_t.view(self.w, m, self.h).permute(1, 2, 0).reshape(m, self.h * self.w)
+
+
+@dataclass
+class ChunkSolution:
+    """What :func:`solve_chunk` returns for ``n`` samples."""
+
+    vectors: Tensor  # n x C
+    loss: Tensor  # n, at the final vectors (objective + penalty)
+    steps: Tensor  # n, int64: updates applied
+    logits: Tensor  # n x h x w at the final vectors
+
+
+def _take(tensors: dict[str, Tensor], keep: Tensor) -> dict[str, Tensor]:
+    return {k: t[keep] for k, t in tensors.items()}
+
+
+def solve_chunk(
+    activations: Tensor,
+    target: Tensor,
+    init: Tensor,
+    settings: FitSettings,
+    objective: Objective,
+    solver: Solver,
+) -> ChunkSolution:
+    """Fit ``n`` independent LoCEs: activations ``n x C x h x w``, soft targets ``n x G x G``, init ``n x C``.
+
+    All tensors must be float32 on one device. With ``settings.tol`` set, a sample whose loss changed by at most
+    ``tol * max(|loss|, 1)`` for ``settings.patience`` consecutive steps is frozen (its vector no longer changes,
+    its step count stops) and dropped from the computation while the others continue.
+    """
+    n, c, h, w = activations.shape
+    grid = settings.grid
+    op = GridOperator(h, w, grid, n, activations.device)
+    acts = (
+        activations.reshape(n, c, h * w).transpose(1, 2).contiguous()
+    )  # n x hw x C: fastest for both products
+    full_state = objective.prepare(target.reshape(n, grid * grid))
+    vectors = init.clone()
+    steps = torch.full((n,), settings.steps, dtype=torch.int64)
+
+    early_stop = settings.tol is not None
+    alive = torch.arange(n, device=activations.device)
+    v, a, state = vectors, acts, full_state
+    solver_state = solver.init_state(v)
+    previous: Tensor | None = None
+    calm = torch.zeros(n, dtype=torch.int64, device=activations.device)
+    for step in range(1, settings.steps + 1):
+        z = torch.bmm(v.unsqueeze(1), a.transpose(1, 2)).view(-1, h, w)
+        grad_grid, loss = objective.loss_and_grad(op.up(z), state, need_loss=early_stop)
+        grad_v = torch.bmm(op.down(grad_grid).unsqueeze(1), a).squeeze(1)
+        penalty = objective.penalty(v)
+        if penalty is not None:
+            grad_v += penalty[1]
+            loss = loss + penalty[0] if loss is not None else None
+        if early_stop:
+            if previous is not None:
+                small = (loss - previous).abs() <= settings.tol * previous.abs().clamp(min=1.0)
+                calm = torch.where(small, calm + 1, torch.zeros_like(calm))
+                done = calm >= settings.patience
+                if bool(done.any()):
+                    finished = alive[done]
+                    vectors[finished] = v[done]
+                    steps[finished.cpu()] = step - 1
+                    keep = ~done
+                    if not bool(keep.any()):
+                        alive = alive[keep]
+                        break
+                    alive, v, a = alive[keep], v[keep], a[keep]
+                    state, solver_state = _take(state, keep), _take(solver_state, keep)
+                    grad_v, loss, calm = grad_v[keep], loss[keep], calm[keep]
+            previous = loss
+        solver.step(v, grad_v, solver_state, step)
+    if v is not vectors and alive.numel():
+        vectors[alive] = v
+
+    z = torch.bmm(vectors.unsqueeze(1), acts.transpose(1, 2)).view(n, h, w)
+    final_loss = objective.loss_and_grad(op.up(z), full_state, need_loss=True)[1]
+    penalty = objective.penalty(vectors)
+    if penalty is not None:
+        final_loss = final_loss + penalty[0]
+    return ChunkSolution(vectors=vectors, loss=final_loss, steps=steps, logits=z)

@@ -1,0 +1,278 @@
+"""``LoCEFitter``: fit one Local Concept Embedding per (image, concept) for a batch of activations and masks.
+
+Estimator style: settings in the constructor, ``fit`` returns ``self``, results in trailing-underscore
+attributes. Degenerate samples (empty or full mask, non-finite or spatially constant activations) are never
+fitted: they get a zero vector, ``nan`` IoU and loss, 0 steps, and a reason in ``status_`` with a sentence in
+``detail_``, so nothing downstream ever sees a NaN vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from loce.errors import InputError
+from loce.fit.engine import solve_chunk
+from loce.fit.objectives import get_objective
+from loce.fit.projection import projection_iou
+from loce.fit.settings import FitSettings, resolve_settings
+from loce.fit.solvers import get_solver
+from loce.fit.targets import FitTargets, prepare_targets
+from loce.fit.threads import run_parallel
+
+# Elements (floats) one chunk may hold: the activations (C h w per sample) + the grid buffers (~4 G^2).
+# On the CPU chunks that stay in the cache are fastest (measured: ~1.5M elements, e.g. 8 samples at C = 768 on
+# 14 x 14, 28 at C = 80); GPUs want large chunks.
+CHUNK_ELEMENTS = {"cpu": 3 << 19, "cuda": 1 << 27}
+# Activations whose spatial spread is below this fraction of their largest magnitude count as constant.
+CONSTANT_RTOL = 1e-6
+
+
+@dataclass
+class FitResult:
+    """Per-sample results of one :meth:`LoCEFitter.fit` call (rows in the order of the input batch).
+
+    Attributes:
+        embeddings: ``B x C`` float32 LoCEs (zero rows for skipped samples).
+        iou: IoU of the thresholded projection with the mask, at the mask's resolution (``nan`` if skipped).
+        loss: final loss (objective + penalty) at the returned vector (``nan`` if skipped).
+        steps: optimiser updates applied (fewer than ``settings.steps`` after an early stop; 0 if skipped).
+        mask_area: foreground pixels of the mask at its own resolution.
+        status: ``"ok"`` or the skip reason (``empty_mask``, ``full_mask``, ``nonfinite_activations``,
+            ``constant_activations``).
+        detail: a sentence explaining a skip, or flagging an ``ok`` LoCE with IoU 0 (the paper's "not
+            converged"); empty otherwise.
+        settings_id: :attr:`FitSettings.settings_id` of the settings used.
+    """
+
+    embeddings: np.ndarray
+    iou: np.ndarray
+    loss: np.ndarray
+    steps: np.ndarray
+    mask_area: np.ndarray
+    status: list[str]
+    detail: list[str]
+    settings_id: str
+    ok: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ok = np.array([s == "ok" for s in self.status], dtype=bool)
+
+    def to_frame(self, vectors: bool = False):
+        """The results as a pandas DataFrame, one row per sample (with a ``vector`` column if ``vectors``)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "status": self.status,
+                "detail": self.detail,
+                "iou": self.iou,
+                "loss": self.loss,
+                "steps": self.steps,
+                "mask_area": self.mask_area,
+                "settings_id": self.settings_id,
+            }
+        )
+        if vectors:
+            frame["vector"] = list(self.embeddings)
+        return frame
+
+
+def activation_problems(activations: Tensor) -> tuple[Tensor, Tensor]:
+    """Per sample of ``n x C x h x w``: (has non-finite values, is spatially constant in every channel)."""
+    flat = activations.flatten(2)
+    nonfinite = ~torch.isfinite(flat).flatten(1).all(dim=1)
+    spread = (flat.amax(dim=2) - flat.amin(dim=2)).amax(dim=1)
+    scale = flat.abs().amax(dim=(1, 2))
+    constant = ~nonfinite & (spread <= CONSTANT_RTOL * scale)
+    return nonfinite, constant
+
+
+class LoCEFitter:
+    """Fits LoCEs: per sample, the vector ``v`` whose projection ``sigmoid(sum_k v_k A_k)`` reconstructs its mask.
+
+    Args:
+        settings: a preset name (``"paper"``, ``"fast"``, ``"bce"``; see :data:`loce.fit.PRESETS`), a settings
+            dict or a :class:`FitSettings`.
+        device: where to compute (``"cpu"``, ``"cuda"``, ...). Inputs may live anywhere; results are numpy.
+        chunk_size: samples solved together; ``None`` chooses it from a memory budget (the batch is never
+            materialised on the ``G x G`` grid as a whole). Results do not depend on it. On the CPU, chunks are
+            solved in parallel by ``torch.get_num_threads()`` threads, each with single-threaded torch operations
+            (the global torch thread setting is 1 during the call and restored afterwards).
+        seed: seed of the random initialisation (only used with ``init="normal"``).
+
+    Example:
+        >>> import numpy as np, torch
+        >>> acts = torch.randn(4, 16, 7, 7)
+        >>> masks = [np.pad(np.ones((20, 20), bool), 20) for _ in range(4)]
+        >>> fitter = LoCEFitter("paper").fit(acts, masks)
+        >>> fitter.embeddings_.shape, fitter.status_
+        ((4, 16), ['ok', 'ok', 'ok', 'ok'])
+    """
+
+    def __init__(
+        self,
+        settings: str | FitSettings | dict = "paper",
+        *,
+        device: str | torch.device = "cpu",
+        chunk_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.settings = settings
+        self.device = device
+        self.chunk_size = chunk_size
+        self.seed = seed
+
+    def prepare_targets(self, masks: Sequence[np.ndarray]) -> FitTargets:
+        """Soft targets of ``masks`` for this fitter's settings; reuse them for every layer of the same images."""
+        settings = resolve_settings(self.settings)
+        return prepare_targets(masks, settings.grid, resize=settings.target_resize)
+
+    def _chunk_size(self, b: int, c: int, hw: int, grid: int, device: torch.device, workers: int) -> int:
+        if self.chunk_size is not None:
+            if int(self.chunk_size) < 1:
+                raise InputError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}.")
+            return int(self.chunk_size)
+        budget = CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS["cuda"])
+        by_budget = max(1, budget // (c * hw + 4 * grid * grid))
+        n_chunks = -(-b // by_budget)
+        n_chunks = -(-n_chunks // workers) * workers  # equal shares for the workers
+        return max(1, -(-b // n_chunks))
+
+    def _check_inputs(self, activations, masks, targets, settings: FitSettings) -> tuple[Tensor, FitTargets]:
+        acts = torch.as_tensor(activations)
+        if acts.ndim != 4:
+            raise InputError(
+                f"activations must be a B x C x h x w tensor, got shape {tuple(acts.shape)}; "
+                "reshape ViT tokens to their patch grid first (see loce.capture)."
+            )
+        if (masks is None) == (targets is None):
+            raise InputError(
+                "pass exactly one of `masks` (boolean H x W arrays) and `targets` (prepare_targets)."
+            )
+        if targets is None:
+            targets = prepare_targets(masks, settings.grid, resize=settings.target_resize)
+        elif (targets.grid, targets.resize) != (settings.grid, settings.target_resize):
+            raise InputError(
+                f"targets were prepared for grid {targets.grid} with {targets.resize!r} resizing, but the settings "
+                f"use grid {settings.grid} with {settings.target_resize!r}; prepare them with "
+                "fitter.prepare_targets(masks)."
+            )
+        if len(targets) != acts.shape[0]:
+            raise InputError(
+                f"{acts.shape[0]} activation maps but {len(targets)} masks; pass one mask per sample, in order."
+            )
+        return acts, targets
+
+    def fit(
+        self,
+        activations: Tensor,
+        masks: Sequence[np.ndarray] | None = None,
+        *,
+        targets: FitTargets | None = None,
+    ) -> LoCEFitter:
+        """Fit one LoCE per sample.
+
+        Args:
+            activations: ``B x C x h x w`` activations of one layer (any float dtype and device).
+            masks: ``B`` boolean masks, each at its own image's resolution (the union of the concept's
+                instances). Alternatively pass ``targets``.
+            targets: the output of :meth:`prepare_targets` / :func:`loce.fit.prepare_targets` for these masks,
+                to avoid recomputing soft targets for every layer.
+
+        Returns:
+            ``self``, with ``embeddings_``, ``iou_``, ``loss_``, ``steps_``, ``mask_area_``, ``status_``,
+            ``detail_``, ``result_`` (a :class:`FitResult`) and ``settings_`` set.
+
+        Raises:
+            InputError: on shapes that do not fit together, bad masks, or unusable settings.
+        """
+        settings = resolve_settings(self.settings)
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InputError("device 'cuda' was requested but CUDA is not available here; use device='cpu'.")
+        acts, targets = self._check_inputs(activations, masks, targets, settings)
+        b, c, h, w = acts.shape
+        objective = get_objective(settings.objective)(settings)
+        solver = get_solver(settings.solver)(settings)
+        if settings.init == "normal":
+            generator = torch.Generator().manual_seed(int(self.seed))
+            init = torch.randn(b, c, generator=generator) * settings.init_std
+        else:
+            init = torch.zeros(b, c)
+
+        embeddings = np.zeros((b, c), dtype=np.float32)
+        iou = np.full(b, np.nan)
+        loss = np.full(b, np.nan)
+        steps = np.zeros(b, dtype=np.int64)
+        status, detail = list(targets.status), list(targets.detail)
+        # On the CPU, chunks run in parallel threads, each with single-threaded torch ops: a step is many small
+        # operations, and per-operation thread synchronisation is slow, badly so on a shared machine.
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+        chunk = self._chunk_size(b, c, h * w, settings.grid, device, workers)
+        starts = range(0, b, chunk)
+
+        def fit_chunk(start: int) -> None:  # writes rows start..start+chunk of the result arrays
+            rows = np.arange(start, min(start + chunk, b))
+            part = acts[start : rows[-1] + 1].to(device=device, dtype=torch.float32)
+            nonfinite, constant = (t.cpu().numpy() for t in activation_problems(part))
+            for j, i in enumerate(rows):
+                if status[i] == "ok" and nonfinite[j]:
+                    status[i] = "nonfinite_activations"
+                    detail[i] = (
+                        f"sample {i}: the activations contain NaN or infinite values; check the model and layer "
+                        "(e.g. an fp16 overflow)."
+                    )
+                elif status[i] == "ok" and constant[j]:
+                    status[i] = "constant_activations"
+                    detail[i] = (
+                        f"sample {i}: every channel is constant over the {h} x {w} grid, so no vector can localise "
+                        "anything; use a layer with spatial resolution."
+                    )
+            keep = np.array([status[i] == "ok" for i in rows])
+            if not keep.any():
+                return
+            fit_rows = rows[keep]
+            if not keep.all():
+                part = part[torch.from_numpy(keep).to(device)]
+            target = targets.soft[fit_rows].to(device)
+            solution = solve_chunk(part, target, init[fit_rows].to(device), settings, objective, solver)
+            embeddings[fit_rows] = solution.vectors.cpu().numpy()
+            loss[fit_rows] = solution.loss.double().cpu().numpy()
+            steps[fit_rows] = solution.steps.numpy()
+            iou[fit_rows] = projection_iou(solution.logits, [targets.masks[i] for i in fit_rows])
+
+        if device.type == "cpu":
+            run_parallel(fit_chunk, starts, workers)
+        else:
+            for start in starts:
+                fit_chunk(start)
+        for i in np.flatnonzero(iou == 0):
+            detail[i] = (
+                f"sample {i}: IoU 0 at the mask's resolution (the paper counts such a LoCE as not converged)."
+            )
+
+        self.settings_ = settings
+        self.result_ = FitResult(
+            embeddings=embeddings,
+            iou=iou,
+            loss=loss,
+            steps=steps,
+            mask_area=targets.mask_area.copy(),
+            status=status,
+            detail=detail,
+            settings_id=settings.settings_id,
+        )
+        self.embeddings_ = embeddings
+        self.iou_ = iou
+        self.loss_ = loss
+        self.steps_ = steps
+        self.mask_area_ = self.result_.mask_area
+        self.status_ = status
+        self.detail_ = detail
+        self.n_features_in_ = c
+        return self

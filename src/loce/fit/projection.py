@@ -1,0 +1,146 @@
+"""Projections of LoCEs onto activations (heat maps) and the IoU score of a LoCE at its mask's resolution.
+
+The projection of ``v`` onto activations ``A`` (``C x h x w``) is ``sigmoid(z)`` with ``z = sum_k v_k A_k``.
+Resized to any size it is ``sigmoid(U_H z U_W^T)``: the logits are resized bilinearly on the native grid
+(:func:`loce.fit.targets.resize_bilinear`), which equals resizing all ``C`` channels first and then projecting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from loce.errors import InputError
+from loce.fit.targets import as_binary_mask, resize_bilinear
+
+# Elements of one stack of full-resolution predictions: bounded memory for large images; on the CPU a stack
+# that stays in the cache is about twice as fast as a large one.
+IOU_CHUNK_ELEMENTS = {"cpu": 1 << 20, "other": 1 << 24}
+
+
+def logits(vectors: Tensor, activations: Tensor) -> Tensor:
+    """The 1 x 1 convolution ``z_b = sum_k v_bk A_bk``: ``B x h x w`` from ``B x C`` vectors and ``B x C x h x w``."""
+    b, c, h, w = activations.shape
+    return torch.bmm(vectors.unsqueeze(1), activations.reshape(b, c, h * w)).view(b, h, w)
+
+
+def project(
+    vectors: Tensor | np.ndarray,
+    activations: Tensor,
+    size: tuple[int, int] | None = None,
+) -> Tensor:
+    """Heat maps ``sigmoid(sum_k v_k A_k)`` of LoCEs on activations, optionally resized to ``size``.
+
+    Args:
+        vectors: one vector ``(C,)`` projected onto every sample, or one per sample ``(B, C)``.
+        activations: ``B x C x h x w`` activations of the layer the vectors were fitted on.
+        size: ``(H, W)`` to resize to (bilinear, ``align_corners=False``, on the logits; exact native-grid
+            trick), or ``None`` for the layer's own ``h x w`` grid.
+
+    Returns:
+        ``B x H x W`` float32 maps in [0, 1] on the activations' device.
+
+    Raises:
+        InputError: when the shapes do not fit together.
+
+    Example:
+        >>> import torch
+        >>> acts = torch.randn(2, 8, 7, 7)
+        >>> project(torch.ones(8), acts, size=(100, 100)).shape
+        torch.Size([2, 100, 100])
+    """
+    acts = torch.as_tensor(activations)
+    if acts.ndim != 4:
+        raise InputError(f"activations must be B x C x h x w, got shape {tuple(acts.shape)}.")
+    acts = acts.to(torch.float32)
+    vec = torch.as_tensor(vectors, dtype=torch.float32, device=acts.device)
+    if vec.ndim == 1:
+        vec = vec.unsqueeze(0).expand(acts.shape[0], -1)
+    if vec.ndim != 2 or vec.shape[1] != acts.shape[1] or vec.shape[0] != acts.shape[0]:
+        raise InputError(
+            f"vectors of shape {tuple(vec.shape)} do not fit activations of shape {tuple(acts.shape)}: pass one "
+            f"vector of length C={acts.shape[1]} or B x C vectors (B={acts.shape[0]}) from the same layer."
+        )
+    z = logits(vec.contiguous(), acts)
+    if size is not None:
+        z = resize_bilinear(z, (int(size[0]), int(size[1])))
+    return torch.sigmoid(z)
+
+
+def binary_iou(prediction: np.ndarray, mask: np.ndarray) -> float:
+    """IoU of two boolean arrays of one shape; ``nan`` when both are empty.
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.array([[1, 1, 0, 0]], bool); b = np.array([[0, 1, 1, 0]], bool)
+        >>> binary_iou(a, b)
+        0.3333333333333333
+    """
+    prediction, mask = np.asarray(prediction, bool), np.asarray(mask, bool)
+    if prediction.shape != mask.shape:
+        raise InputError(f"prediction {prediction.shape} and mask {mask.shape} must have the same shape.")
+    union = int(np.logical_or(prediction, mask).sum())
+    if union == 0:
+        return float("nan")
+    return int(np.logical_and(prediction, mask).sum()) / union
+
+
+def _iou_counts(predicted: Tensor, masks: list[np.ndarray]) -> np.ndarray:
+    """IoUs of a ``k x H x W`` boolean prediction stack with ``k`` boolean masks (``nan`` where both are empty)."""
+    if predicted.device.type == "cpu":
+        # numpy counts booleans an order of magnitude faster than torch's reductions over bool tensors
+        pred = predicted.numpy()
+        inter = np.array([np.count_nonzero(p & m) for p, m in zip(pred, masks)], dtype=np.int64)
+        union = np.array([np.count_nonzero(p) + np.count_nonzero(m) for p, m in zip(pred, masks)]) - inter
+    else:
+        truth = torch.from_numpy(np.stack(masks)).to(predicted.device).flatten(1)
+        pred = predicted.flatten(1)
+        inter = (pred & truth).sum(dim=1).cpu().numpy()
+        union = (pred | truth).sum(dim=1).cpu().numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+
+
+def projection_iou(logit_maps: Tensor, masks: Sequence[np.ndarray]) -> np.ndarray:
+    """The paper's score: IoU between each thresholded projection, at its mask's resolution, and the mask.
+
+    The projection is brought to the mask's own ``H0 x W0`` grid by resizing the logits ``z`` (``h x w``)
+    bilinearly with ``align_corners=False`` (the same operator the fit applies on the 100 x 100 grid, here with
+    the mask's size as target) and thresholded at ``sigmoid(z) > 0.5``, i.e. ``z > 0``. Masks of equal size are
+    processed together in bounded-memory chunks; the batch may mix sizes. Both empty gives ``nan``.
+
+    Args:
+        logit_maps: ``B x h x w`` logits ``sum_k v_k A_k`` (see :func:`logits`).
+        masks: ``B`` boolean masks, each at its own resolution.
+
+    Returns:
+        float64 array of ``B`` IoUs.
+    """
+    if len(masks) != logit_maps.shape[0]:
+        raise InputError(
+            f"{len(masks)} masks for {logit_maps.shape[0]} projections; pass one mask per sample."
+        )
+    binary = [as_binary_mask(m, i) for i, m in enumerate(masks)]
+    iou = np.full(len(binary), np.nan)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, m in enumerate(binary):
+        by_shape.setdefault(m.shape, []).append(i)
+    z = logit_maps.to(torch.float32)
+    budget = IOU_CHUNK_ELEMENTS["cpu" if z.device.type == "cpu" else "other"]
+    largest = max((h * w for h, w in by_shape), default=0)
+    # buffers reused by every chunk: fresh multi-megabyte tensors per chunk cost page faults
+    resized = torch.empty(max(budget, largest), device=z.device)
+    predicted = torch.empty(max(budget, largest), dtype=torch.bool, device=z.device)
+    for shape, members in by_shape.items():
+        size = shape[0] * shape[1]
+        per_chunk = max(1, budget // size)
+        for start in range(0, len(members), per_chunk):
+            part = members[start : start + per_chunk]
+            k = len(part)
+            maps = resize_bilinear(z[part], shape, out=resized[: k * size])
+            above = torch.gt(maps, 0, out=predicted[: k * size].view(k, *shape))
+            iou[part] = _iou_counts(above, [binary[i] for i in part])
+    return iou

@@ -1,0 +1,105 @@
+"""The report shows what ``loce analyze`` stored: maps with true neighbours and thumbnails, tagged sections."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest_analysis_report import CONCEPTS, LAYERS, MODEL, brute_force_top_k, make_run
+from loce.analysis.run import AnalysisSettings, analyze_run
+from loce.report.collect import SECTION_PROVIDERS, collect_report
+from loce.report.sections_analysis import analysis_sections
+from loce.report.write import write_report
+
+pytest.importorskip("matplotlib")
+pytestmark = pytest.mark.slow  # draws about 15 figures (10-20 s on a shared 2-core machine)
+
+ANALYSIS_TITLES = [
+    "Distribution analyses",
+    "LoCE distributions in 2-D",
+    "Concept purity",
+    "Separation, overlap and confused pairs",
+    "Concept retrieval",
+    "Outliers",
+    "Sub-concepts",
+    "Mixed clusters",
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analysis_report")
+    run, vectors, labels = make_run(root)
+    analyze_run(run, settings=AnalysisSettings(map_method="pca", ks=(1, 5), neighbours=10))
+    out = root / "report"
+    data = collect_report([run], out, examples_per_concept=2, progress=False)
+    return data, out, vectors, labels
+
+
+def test_provider_is_registered_before_the_method_sections():
+    names = [name.split(":")[0] for name in SECTION_PROVIDERS]
+    assert names.index("loce.report.sections_analysis") < names.index("loce.report.sections_methods")
+
+
+def test_sections_follow_quality_and_examples_and_are_tagged(report):
+    data, out, _, _ = report
+    titles = [s.title for s in data.sections]
+    assert titles[:2] == ["LoCE quality", "Examples"] and titles[2:] == ANALYSIS_TITLES
+    for section in data.sections[2:]:
+        for figure in section.figures:
+            assert figure.path.is_file() and figure.path.is_relative_to(out)
+            assert figure.tags.model == MODEL
+        for table in section.tables:
+            assert {"model", "layer"} <= set(table.frame.columns)  # rows filter by model and layer
+    per_layer = {s.title: [f.tags.layer for f in s.figures] for s in data.sections[2:]}
+    for title in ("LoCE distributions in 2-D", "Concept purity", "Outliers", "Mixed clusters"):
+        assert per_layer[title] == LAYERS
+    assert per_layer["Separation, overlap and confused pairs"] == [None, None]  # all layers, one scale
+    assert per_layer["Concept retrieval"] == [None, *LAYERS]  # the curves, then a gallery per layer
+    sub = next(s for s in data.sections if s.title == "Sub-concepts")
+    assert "ball" in " ".join(sub.tables[0].frame["concept"]) and len(sub.figures) == len(LAYERS)
+    gallery = next(s for s in data.sections if s.title == "Concept retrieval").figures[1]
+    assert "without heat maps" in gallery.caption and MODEL in gallery.caption
+
+
+def test_maps_carry_true_cosine_neighbours_and_thumbnails(report):
+    data, out, vectors, labels = report
+    assert [m.title for m in data.maps] == [f"{MODEL} · {layer}" for layer in LAYERS]
+    ids = [f"{c}{n:03d}/{c}" for n, c in enumerate(labels)]
+    for loce_map, layer in zip(data.maps, LAYERS):
+        assert (loce_map.tags.model, loce_map.tags.layer) == (MODEL, layer)
+        assert [p.id for p in loce_map.points] == ids
+        truth, sims = brute_force_top_k(vectors[layer], 8)
+        for i, point in enumerate(loce_map.points):
+            assert point.neighbours == [ids[j] for j in truth[i]]
+            np.testing.assert_allclose(point.similarities, sims[i], atol=1e-5)
+            assert point.thumbnail is not None and point.thumbnail.is_file()
+            assert point.thumbnail.is_relative_to(out / "img" / "thumbs")
+            assert point.concept == labels[i] and np.isfinite([point.x, point.y]).all()
+        assert "PCA map" in loce_map.note
+    # thumbnails are per (sample, concept): both layers share them
+    assert data.maps[0].points[0].thumbnail == data.maps[1].points[0].thumbnail
+    assert set(data.all_tags()["concept"]) == set(CONCEPTS)
+
+
+def test_written_page_has_the_maps_and_every_image(report):
+    data, out, _, labels = report
+    index = write_report(data, out)
+    text = index.read_text()
+    for src in re.findall(r'<img src="([^"]+)"', text):
+        assert (out / src).is_file()
+    payload = json.loads(re.search(r'id="loce-data">(.*?)</script>', text, re.S).group(1))
+    assert len(payload["maps"]) == 2 and len(payload["maps"][0]["points"]) == len(labels)
+    for point in payload["maps"][0]["points"][:5]:
+        assert (out / point["thumb"]).is_file() and len(point["nb"]) == 8
+
+
+def test_a_run_without_analysis_contributes_nothing(tmp_path):
+    from loce.report.collect import SectionContext, read_rows
+
+    run, _, _ = make_run(tmp_path)
+    context = SectionContext([run], read_rows([run]), tmp_path / "figs", {c: "#000000" for c in CONCEPTS})
+    assert analysis_sections(context) == [] and context.maps == []
