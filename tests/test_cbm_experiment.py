@@ -96,7 +96,7 @@ def test_cbm_eval_compares_plain_loc_and_loce(world):
     for column in ("alignment_error", "pointing_game", "activation_l1", "iou"):
         assert table[column].between(0, 1).all(), column
     assert table["accuracy"].iloc[:2].between(0, 1).all() and np.isnan(table["accuracy"].iloc[2])
-    assert (out / "figures" / "heatmaps.png").is_file() and (out / "figures" / "metrics.png").is_file()
+    assert (out / "figures" / "heatmaps.jpg").is_file() and (out / "figures" / "metrics.png").is_file()
     per_map = pd.read_csv(out / "per_map.csv")
     assert set(per_map["method"]) == set(table["method"])
 
@@ -150,5 +150,5 @@ def test_localize_cli_and_the_report_show_the_results(world, tmp_path):
     assert "Concept bottleneck with a concept locator" in page
     assert "Where the model sees each concept" in page
     assert "Loc-CBM" in page and "alignment_error" in page
-    copied = {p.name.split("-")[0] for p in (tmp_path / "report").rglob("*.png")}
+    copied = {p.name.split("-")[0] for p in (tmp_path / "report").rglob("*") if p.suffix in (".png", ".jpg")}
     assert {"heatmaps", "metrics", "heatmaps_table"} <= copied

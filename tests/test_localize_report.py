@@ -58,12 +58,12 @@ def test_cbm_comparison_becomes_a_section_with_table_and_figures(tmp_path):
         "notes": [],
     }  # fmt: skip
     (out / "comparison.json").write_text(json.dumps(record))
-    _png(out / "figures" / "heatmaps.png")
+    _png(out / "figures" / "heatmaps.jpg")
     _png(out / "figures" / "metrics.png")
     (section,) = localization_sections(_context(run))
     assert section.key == "cbm"
     assert section.tables[0].frame["method"].tolist() == ["CBM", "Loc-CBM", "LoCE mean"]
     assert "75 held-out scenes" in section.tables[0].caption
     assert "radius 1.0 -> 0.1 (cosine)" in section.tables[0].caption
-    assert [f.path.name for f in section.figures] == ["heatmaps.png", "metrics.png"]
+    assert [f.path.name for f in section.figures] == ["heatmaps.jpg", "metrics.png"]
     assert section.figures[0].wide

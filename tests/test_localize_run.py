@@ -131,7 +131,7 @@ def test_localize_run_finds_the_planted_squares_and_writes_outputs(run_dir):
     assert len(per_map) == 10 and per_map["has_concept"].sum() == 8
     out = run_dir / "localization" / "red"
     assert result.out == out
-    for name in ("metrics.csv", "summary.csv", "vectors.json", "figures/heatmaps_red.png"):
+    for name in ("metrics.csv", "summary.csv", "vectors.json", "figures/heatmaps_red.jpg"):
         assert (out / name).is_file(), name
     assert len(list((out / "heatmaps" / "red").rglob("*.png"))) == 4  # 2 examples x 2 vectors
     record = json.loads((out / "vectors.json").read_text())
@@ -141,7 +141,7 @@ def test_localize_run_finds_the_planted_squares_and_writes_outputs(run_dir):
     sections = localization_sections(context)
     assert [s.key for s in sections] == ["localization"]
     assert sections[0].tables[0].frame["kind"].tolist() == ["loce", "mean"]
-    assert sections[0].figures[0].path.name == "heatmaps_red.png"
+    assert sections[0].figures[0].path.name == "heatmaps_red.jpg"
 
 
 def test_vectors_from_the_store_and_from_files(run_dir, tmp_path):
@@ -182,6 +182,6 @@ def test_plain_images_get_heat_maps_without_metrics(run_dir, tmp_path):
     assert result.per_map["has_concept"].isna().all()
     assert "alignment_error" not in result.per_map.columns
     assert (result.per_map["peak_prob"] > 0.9).all()
-    assert (run_dir / "localization" / "photos" / "figures" / "heatmaps_red.png").is_file()
+    assert (run_dir / "localization" / "photos" / "figures" / "heatmaps_red.jpg").is_file()
     with pytest.raises(InputError):
         image_folder_samples(tmp_path / "nothing")

@@ -18,7 +18,8 @@ from PIL import Image
 from loce.cli.main import main
 from loce.data import load_coco
 from loce.errors import InputError
-from loce.pipeline import default_job_name, fit_run
+from loce.pipeline import fit_run
+from loce.runs import default_job_name
 from loce.store import LoCEStore
 from planted_data import planted_model, write_planted_coco
 
@@ -45,7 +46,7 @@ def planted(tmp_path):
 
 def test_planted_masks_are_recovered(planted, tmp_path):
     summary = fit_run(planted, planted_model(), ["pool"], tmp_path / "run", batch_size=5, progress=False)
-    assert summary.images_processed == 12 and summary.loces == 24 and summary.skips == {}
+    assert summary.images_processed == 12 and summary.vectors == 24 and summary.skips == {}
     X, meta = _vectors(tmp_path / "run")
     assert X.shape == (24, 3)
     red = meta["concept"].to_numpy() == "red"
@@ -58,7 +59,7 @@ def test_planted_masks_are_recovered(planted, tmp_path):
     assert set(frame["image"]) == {f"img_{i:03d}.png" for i in range(12)}
     assert (frame["mask_height"] == 64).all() and (frame["mask_area"] > 0).all()
     assert frame["attributes"].str.contains('"kind"').all()
-    table = summary.iou_table()
+    table = summary.table()
     assert set(table["concept"]) == {"red", "blue"} and (table["n_ok"] == 12).all()
 
 
@@ -89,7 +90,7 @@ def test_resume_after_crash_gives_the_same_rows(planted, tmp_path, monkeypatch):
     np.testing.assert_allclose(Xa, Xb, atol=1e-6)
 
     again = fit_run(planted, planted_model(), ["pool"], crashed, batch_size=4, progress=False)
-    assert again.images_processed == 0 and again.loces == 0
+    assert again.images_processed == 0 and again.vectors == 0
 
 
 KILL_SCRIPT = textwrap.dedent(
@@ -160,7 +161,7 @@ def test_bad_inputs_become_recorded_skips(tmp_path):
     skips = LoCEStore.open(tmp_path / "run").skips()
     by_sample = dict(zip(skips["sample_id"], skips["status"], strict=False))
     assert by_sample["2"] == "corrupt_image" and by_sample["3"] == "image_size_mismatch"
-    assert summary.loces == 8 and sum(summary.skips.values()) == 2
+    assert summary.vectors == 8 and sum(summary.skips.values()) == 2
     X, meta = LoCEStore.open(tmp_path / "run").vectors(layer="pool")
     assert np.isfinite(X).all() and set(meta["sample_id"]) == {"1", "4", "5", "6"}
 

@@ -36,7 +36,7 @@ from loce.baselines.location import (
 )
 from loce.baselines.masked_pool import cell_coverage, masked_pool
 from loce.baselines.outputs import methods_dir, write_location, write_method_comparison
-from loce.baselines.run import METHODS, EmbedRunSummary, embed_run
+from loce.baselines.run import METHODS, embed_run
 from loce.baselines.window import center_cell, window_vectors
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "PER_SAMPLE_METHODS",
     "CropCanvas",
     "EmbedOptions",
-    "EmbedRunSummary",
     "LayerVectors",
     "LocationResult",
     "LocationScore",

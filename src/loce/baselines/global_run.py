@@ -26,15 +26,14 @@ import numpy as np
 import torch
 
 from loce.baselines.global_vector import fit_shared_vector
-from loce.baselines.run import EmbedRunSummary, peak_memory_mb, progress_bar
 from loce.batches import iter_batches
 from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
 from loce.errors import InputError
 from loce.fit import resolve_settings
 from loce.models import LoadedModel
-from loce.pipeline import default_job_name
-from loce.store import JobSpec, LoCEStore
+from loce.runs import RunSummary, default_job_name, job_spec, peak_memory_mb, progress_bar
+from loce.store import LoCEStore
 
 GLOBAL_PREFIX = "global:"
 
@@ -63,13 +62,13 @@ def global_run(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
-) -> EmbedRunSummary:
+) -> RunSummary:
     """Fit and store one global vector per (concept, layer) of ``dataset``.
 
     Args: as :func:`loce.baselines.run.embed_run`; ``settings`` are the fit settings of the shared objective.
 
     Returns:
-        An :class:`~loce.baselines.run.EmbedRunSummary` (``images_processed`` counts the images read).
+        A :class:`~loce.runs.RunSummary` (``images_processed`` counts the images read).
 
     Example:
         >>> global_run(ds, load_model("efficientnet-lite0"), ["_blocks.14"], "RUN")  # doctest: +SKIP
@@ -86,23 +85,15 @@ def global_run(
     module = model.module.to(torch_device)
     with LoCEStore.create(out, image_root=dataset.root) as store:
         store.register_job(
-            JobSpec(
-                name=job,
-                model=model.spec,
-                layers=tuple(layers),
-                method="global",
-                preprocessing=model.preprocessing.to_dict(),
-                fit_settings={"shared_over": "concept", **fit_settings.to_dict()},
-                settings_id=f"global-{fit_settings.settings_id}",
-                dataset=dataset.describe(),
-                seed=seed,
-            )
-        )
+            job_spec(dataset, model, layers, job=job, method="global", seed=seed,
+                     settings={"shared_over": "concept", **fit_settings.to_dict()},
+                     settings_id=f"global-{fit_settings.settings_id}")
+        )  # fmt: skip
         done = store.completed_samples(job)
         concepts = [c for c in dataset.categories if global_sample_id(c) not in done]
         wanted = set(concepts)
         samples = [s for s in dataset if wanted & set(s.concepts)]
-        summary = EmbedRunSummary(
+        summary = RunSummary(
             out=out, job=job, method="global", layers=layers, images_total=len(dataset),
             images_done_before=len(dataset) - len(samples),
         )  # fmt: skip
@@ -131,7 +122,7 @@ def global_run(
         if skip_rows:
             store.append(job, skip_rows)
         for row in skip_rows:
-            summary.skips[row["status"]] = summary.skips.get(row["status"], 0) + 1
+            summary.count_skip(row["status"])
 
         bar = progress_bar(len(concepts), 0, "global: fit", progress)
         for concept in concepts:
@@ -146,7 +137,7 @@ def global_run(
                 if row["status"] == "ok":
                     summary.vectors += 1
                 else:
-                    summary.skips[row["status"]] = summary.skips.get(row["status"], 0) + 1
+                    summary.count_skip(row["status"])
             t0 = time.perf_counter()
             store.append(job, rows)
             summary.timings.write += time.perf_counter() - t0

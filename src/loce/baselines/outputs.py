@@ -5,12 +5,12 @@ Layout (every figure listed in an ``index.json`` with its caption and tags, whic
     RUN/analysis/methods/
       comparison.csv, comparison.parquet     the comparison table (one row per model, method, layer)
       figures/comparison.png|svg             grouped bars of the metrics
-      figures/knn_<method>_<layer>.png       k-nearest-neighbour grids of object crops
+      figures/knn_<method>_<layer>.jpg       k-nearest-neighbour grids of object crops
       index.json                             {"version", "table", "ks", "metric", "figures": [...]}
       location/
         scores.csv, scores.parquet           location R^2 per (method, layer)
         coords.parquet                       2-D PCA / t-SNE coordinates with the object's x, y
-        figures/location_<layer>.png, figures/positions.png
+        figures/location_<layer>.png, figures/positions.jpg
         index.json                           {"version", "object", "grid", "figures": [...]}
 
 Each figure entry: ``{"file": path relative to its index, "caption": str, "kind": "comparison" | "knn" |
@@ -31,6 +31,7 @@ import pandas as pd
 from loce.baselines.compare import PER_SAMPLE, MethodComparison, default_queries
 from loce.baselines.crop import crop_canvas
 from loce.errors import InputError, StoreError
+from loce.figures._base import PHOTO_FORMATS
 from loce.store import LoCEStore, mask_from_rle
 from loce.store.atomic import write_bytes_atomic
 
@@ -173,7 +174,7 @@ def write_method_comparison(
                 continue
             title = f"{row.method} · {row.layer} · {comparison.metric} nearest neighbours"
             stem = out / "figures" / f"knn_{_safe(row.model)}_{_safe(row.method)}_{_safe(row.layer)}"
-            path = save_figure(knn_grid(grid_rows, suptitle=title), stem, formats=("png",))[0]
+            path = save_figure(knn_grid(grid_rows, suptitle=title), stem, formats=PHOTO_FORMATS)[0]
             written.append(path)
             entries.append(
                 _figure_entry(
@@ -221,7 +222,7 @@ def write_location(
 
         if images is not None and len(images):
             path = save_figure(location_examples(images, result.positions), out / "figures" / "positions",
-                               formats=("png",))[0]  # fmt: skip
+                               formats=PHOTO_FORMATS)[0]  # fmt: skip
             written.append(path)
             entries.append(
                 _figure_entry(path, out, "Some of the images: one object at a grid of positions", "positions")

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,46 +25,15 @@ import torch
 
 from loce.baselines.crop import default_crop_layer
 from loce.baselines.embed import PER_SAMPLE_METHODS, EmbedOptions, embed_pairs
-from loce.batches import LoadedBatch, iter_batches
+from loce.batches import LoadedBatch
 from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
 from loce.errors import InputError
 from loce.models import LoadedModel
-from loce.pipeline import RunTimings, default_job_name
-from loce.store import JobSpec, LoCEStore
+from loce.runs import RunSummary, RunTimings, run_batches
 
 METHODS = (*PER_SAMPLE_METHODS, "global")
 """Every baseline ``loce embed`` computes (the store's ``method`` values)."""
-
-
-@dataclass
-class EmbedRunSummary:
-    """What an :func:`embed_run` call did.
-
-    Attributes:
-        out: the run directory; ``job``: the job name; ``method``: the baseline; ``layers``: the layers embedded.
-        images_total: images in the dataset; ``images_done_before``: already stored when it started.
-        images_processed: images processed by this call; ``vectors``: embeddings written by this call.
-        skips: skip rows written by this call, per reason.
-        timings: :class:`~loce.pipeline.RunTimings`; ``peak_memory_mb``: the process's peak resident memory.
-    """
-
-    out: Path
-    job: str
-    method: str
-    layers: list[str]
-    images_total: int
-    images_done_before: int
-    images_processed: int = 0
-    vectors: int = 0
-    skips: dict[str, int] = field(default_factory=dict)
-    timings: RunTimings = field(default_factory=RunTimings)
-    peak_memory_mb: float = 0.0
-
-    def count_table(self):
-        """Embeddings and skips per concept and layer over the whole job (pandas DataFrame)."""
-        table = LoCEStore.open(self.out).summary(job=self.job)
-        return table[["layer", "concept", "n_ok", "n_skipped"]]
 
 
 def settings_id(settings: dict[str, Any]) -> str:
@@ -88,12 +55,11 @@ def resolve_layers(method: str, model: LoadedModel, layers: Sequence[str] | None
     )
 
 
-def _rows(batch: LoadedBatch, vectors: dict) -> tuple[list[dict[str, Any]], int]:
-    rows, count = [], 0
+def _rows(batch: LoadedBatch, vectors: dict) -> list[dict[str, Any]]:
+    rows = []
     for layer, result in vectors.items():
         for k, pair in enumerate(batch.pairs):
             ok = result.status[k] == "ok"
-            count += ok
             rows.append(
                 {
                     "sample_id": pair.sample_id,
@@ -108,7 +74,7 @@ def _rows(batch: LoadedBatch, vectors: dict) -> tuple[list[dict[str, Any]], int]
                     "attributes": pair.attributes,
                 }
             )
-    return rows, count
+    return rows
 
 
 def embed_run(
@@ -127,7 +93,7 @@ def embed_run(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
-) -> EmbedRunSummary:
+) -> RunSummary:
     """Embed every (image, concept) of ``dataset`` with a baseline and store the vectors under ``out``.
 
     Args:
@@ -148,7 +114,7 @@ def embed_run(
         progress: show a progress bar on stderr.
 
     Returns:
-        An :class:`EmbedRunSummary`. Calling again with the same arguments resumes.
+        A :class:`~loce.runs.RunSummary`. Calling again with the same arguments resumes.
 
     Example:
         >>> summary = embed_run(ds, load_model("efficientnet-lite0"), "window", "RUN",  # doctest: +SKIP
@@ -164,92 +130,20 @@ def embed_run(
             batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed,
             progress=progress,
         )  # fmt: skip
-    start = time.perf_counter()
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
     options = options or EmbedOptions()
     layers = resolve_layers(method, model, layers)
-    torch.manual_seed(seed)
     method_settings = options.settings(method)
-    job = job or default_job_name(model.spec, method)
-    out = Path(out)
     torch_device = torch.device(device)
-    module = model.module.to(torch_device)
 
-    with LoCEStore.create(out, image_root=dataset.root) as store:
-        store.register_job(
-            JobSpec(
-                name=job,
-                model=model.spec,
-                layers=tuple(layers),
-                method=method,
-                preprocessing=model.preprocessing.to_dict(),
-                fit_settings=method_settings,
-                settings_id=settings_id(method_settings),
-                dataset=dataset.describe(),
-                seed=seed,
-            )
-        )
-        done = store.completed_samples(job)
-        todo = [s for s in dataset if s.sample_id not in done]
-        summary = EmbedRunSummary(
-            out=out, job=job, method=method, layers=layers, images_total=len(dataset),
-            images_done_before=len(dataset) - len(todo),
-        )  # fmt: skip
-        timings = summary.timings
-        bar = progress_bar(len(todo), summary.images_done_before, f"embed {method}", progress)
-        with LayerCapture(module, layers, layouts=layouts) as capture:
-            batches = iter_batches(todo, batch_size, strict=strict)
-            while True:
-                t0 = time.perf_counter()
-                batch = next(batches, None)
-                timings.wait += time.perf_counter() - t0
-                if batch is None:
-                    break
-                rows: list[dict[str, Any]] = []
-                if batch.pairs:
-                    t0 = time.perf_counter()
-                    vectors = embed_pairs(
-                        method, batch.images, batch.pairs, layers, model.preprocessing, capture,
-                        device=torch_device, options=options,
-                    )  # fmt: skip
-                    timings.forward += time.perf_counter() - t0
-                    rows, count = _rows(batch, vectors)
-                    summary.vectors += count
-                rows.extend(batch.skip_rows)
-                for r in rows:
-                    if r["status"] != "ok":
-                        summary.skips[r["status"]] = summary.skips.get(r["status"], 0) + 1
-                t0 = time.perf_counter()
-                store.append(job, rows)
-                timings.write += time.perf_counter() - t0
-                summary.images_processed += len(batch.samples)
-                if bar is not None:
-                    elapsed = max(time.perf_counter() - start, 1e-9)
-                    bar.update(len(batch.samples))
-                    bar.set_postfix(
-                        {"img/s": f"{summary.images_processed / elapsed:.1f}", "vectors": summary.vectors},
-                        refresh=False,
-                    )
-        if bar is not None:
-            bar.close()
-    timings.total = time.perf_counter() - start
-    summary.peak_memory_mb = peak_memory_mb()
-    return summary
+    def process(batch: LoadedBatch, capture: LayerCapture, timings: RunTimings) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        vectors = embed_pairs(method, batch.images, batch.pairs, layers, model.preprocessing, capture,
+                              device=torch_device, options=options)  # fmt: skip
+        timings.forward += time.perf_counter() - t0
+        return _rows(batch, vectors)
 
-
-def peak_memory_mb() -> float:
-    """The process's peak resident memory in MB."""
-    import resource
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
-
-
-def progress_bar(total: int, initial: int, desc: str, enabled: bool):
-    """A tqdm bar on stderr (``None`` when disabled)."""
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total + initial, initial=initial, unit="img", desc=desc, file=sys.stderr, smoothing=0.1)
+    return run_batches(
+        dataset, model, layers, out, process,
+        method=method, settings=method_settings, settings_id=settings_id(method_settings), job=job,
+        batch_size=batch_size, device=torch_device, layouts=layouts, strict=strict, seed=seed, progress=progress,
+    )  # fmt: skip

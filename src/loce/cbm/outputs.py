@@ -15,6 +15,7 @@ import pandas as pd
 
 from loce.cbm.evaluate import MapItem
 from loce.data.sample import Sample
+from loce.figures._base import PHOTO_FORMATS
 from loce.localize.heatmaps import resize_map
 from loce.store.atomic import write_bytes_atomic
 
@@ -112,7 +113,7 @@ def write_comparison(
     if examples > 0 and items:
         rows = example_rows(samples, items, maps_of, concepts, examples, seed)
         fig = heatmap_grid(rows, list(maps_of), suptitle="concept maps on held-out scenes (x: peak)")
-        files += save_figure(fig, out / "figures" / "heatmaps", formats=("png",))
+        files += save_figure(fig, out / "figures" / "heatmaps", formats=PHOTO_FORMATS)
     fig = metric_comparison(
         result.table,
         group="method",

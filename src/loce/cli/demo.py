@@ -22,6 +22,7 @@ EXAMPLES = """
 
 MODEL = "efficientnet-lite0"
 LAYERS = "_blocks.10,_blocks.14"
+LOCALIZED_CONCEPTS = "soccer_ball,mug,cup,table,duck,teddy_bear"
 
 
 def register(subparsers) -> None:
@@ -43,10 +44,16 @@ def register(subparsers) -> None:
 
 
 def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
-    """The demo's steps: ``(title, loce arguments)`` in order."""
-    scenes, run, report = out / "scenes", out / "run", out / "report"
+    """The demo's steps: ``(title, loce arguments)`` in order.
+
+    LoCEs and baselines are fitted on ``out/scenes``; localisation and the concept bottleneck are evaluated on a
+    second, independently rendered set ``out/scenes_test`` so that no concept vector has seen its test images.
+    """
+    scenes, test_scenes, run, report = out / "scenes", out / "scenes_test", out / "run", out / "report"
     data = ["--coco", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
+    test_data = ["--coco", str(test_scenes / "annotations.json"), "--images", str(test_scenes / "images")]
     model = ["--model", MODEL, "--seed", str(seed)]
+    cbm = run / "cbm"
     steps: list[tuple[str, list[str]]] = [
         ("render the scene world", ["scenes", "--out", str(scenes), "--n", str(n), "--seed", str(seed)]),
         ("fit LoCEs", ["fit", *model, "--layers", LAYERS, *data, "--out", str(run)]),
@@ -63,12 +70,26 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
                 ["embed", "--method", method, *model, "--layers", layers, *data, "--out", str(run)],
             )  # fmt: skip
         )
+    test_n = max(60, n // 2)
     steps += [
         ("analyse the LoCE distributions", ["analyze", str(run)]),
         ("compare LoCE with the baselines", ["compare-methods", str(run)]),
         ("position in the embeddings", ["location", *model, "--layers", LAYERS, "--out", str(run)]),
+        ("render held-out scenes for localisation",
+         ["scenes", "--out", str(test_scenes), "--n", str(test_n), "--seed", str(seed + 1)]),
+        ("localise concepts on the held-out scenes",
+         ["localize", str(run), "--concept", LOCALIZED_CONCEPTS, "--layers", LAYERS, "--kinds", "mean,loce,global",
+          *test_data, "--categories", LOCALIZED_CONCEPTS, "--name", "held-out"]),
+        ("train a plain concept bottleneck",
+         ["cbm", "train", "--scenes", str(test_scenes), "--out", str(cbm / "plain"), "--no-locator",
+          "--cache", str(cbm / "features"), "--seed", str(seed)]),
+        ("train a Loc-CBM-style concept bottleneck",
+         ["cbm", "train", "--scenes", str(test_scenes), "--out", str(cbm / "loc"), "--locator",
+          "--cache", str(cbm / "features"), "--seed", str(seed)]),
+        ("compare CBM, Loc-CBM and LoCE localisation",
+         ["cbm", "eval", str(cbm / "plain"), str(cbm / "loc"), "--loce-run", str(run)]),
         ("write the report", ["report", str(run), "--out", str(report)]),
-    ]
+    ]  # fmt: skip
     return steps
 
 
@@ -92,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     for number, (title, argv) in enumerate(steps, 1):
         print(f"\n[{number}/{len(steps)}] {title}\n$ loce {shlex.join(argv)}", flush=True)
-        if argv[0] == "scenes" and _scenes_done(out / "scenes", args.n, args.seed):
+        if argv[0] == "scenes" and _scenes_done(Path(argv[2]), int(argv[4]), int(argv[6])):
             print("already rendered; skipping")
             continue
         t0 = time.perf_counter()

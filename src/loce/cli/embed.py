@@ -98,7 +98,7 @@ def print_embed_summary(summary, file=None) -> None:
         f"(job {summary.job}) in {t.total:.1f} s",
         file=file,
     )
-    table = summary.count_table()
+    table = summary.table()[["layer", "concept", "n_ok", "n_skipped"]]
     if not table.empty:
         print("\nvectors per concept and layer (whole job):", file=file)
         print(table.to_string(index=False), file=file)

@@ -77,11 +77,12 @@ def print_fit_summary(summary, dataset=None, file=None) -> None:
     t = summary.timings
     print(
         f"\n{summary.images_processed} images processed ({summary.images_done_before} already stored), "
-        f"{summary.loces} LoCEs written to {summary.out} (job {summary.job}) in {t.total:.1f} s "
-        f"[forward {t.forward:.1f} s, fit {t.fit:.1f} s, write {t.write:.1f} s]",
+        f"{summary.vectors} LoCEs written to {summary.out} (job {summary.job}) in {t.total:.1f} s "
+        f"[forward {t.forward:.1f} s, fit {t.fit:.1f} s, write {t.write:.1f} s; "
+        f"{t.outside_forward_share:.0%} outside the forward pass; peak memory {summary.peak_memory_mb:.0f} MB]",
         file=file,
     )
-    table = summary.iou_table()
+    table = summary.table()
     if not table.empty:
         print("\nIoU per concept and layer (whole job):", file=file)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), file=file)

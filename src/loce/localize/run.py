@@ -7,7 +7,7 @@ the engine (:func:`loce.localize.engine.localize_samples`) and writes, under ``R
     summary.csv     per (concept, layer, kind, label): n, iou, pointing_game, alignment_error, ...
     vectors.json    what each projected vector is (kind, source, dim, norm), plus notes and settings
     heatmaps/<concept>/<label>@<layer>/<image>.png   overlays of the first example images
-    figures/heatmaps_<concept>.png                   a grid: example images x vectors, masks outlined, peaks marked
+    figures/heatmaps_<concept>.jpg                   a grid: example images x vectors, masks outlined, peaks marked
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 
 from loce.data.sample import Sample
 from loce.errors import InputError, StoreError
+from loce.figures._base import PHOTO_FORMATS
 from loce.localize.engine import LocalizationResult, localize_samples
 from loce.localize.heatmaps import overlay
 from loce.localize.vectors import STORE_KINDS, ConceptVector, concept_vectors
@@ -70,7 +71,7 @@ def write_localization(
             columns = list(dict.fromkeys(k for ex in exs for k in ex.heatmaps))
             rows = [HeatmapRow(Path(ex.label).name, ex.image, ex.mask, ex.heatmaps, ex.peaks) for ex in exs]
             fig = heatmap_grid(rows, columns, suptitle=f"where the model sees {concept!r}")
-            files += save_figure(fig, out / "figures" / f"heatmaps_{_safe(concept)}", formats=("png",))
+            files += save_figure(fig, out / "figures" / f"heatmaps_{_safe(concept)}", formats=PHOTO_FORMATS)
     result.out, result.files = out, files
     return files
 

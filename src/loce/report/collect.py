@@ -18,6 +18,7 @@ import pandas as pd
 from loce.data.images import read_image
 from loce.errors import InputError, StoreError
 from loce.figures import Tile, concept_colors, group_gallery, iou_distributions, save_figure
+from loce.figures._base import PHOTO_FORMATS
 from loce.report.data import FigureRef, LoceMap, ReportData, Section, Table, Tags, natural_key
 from loce.store import OK, LoCEStore, mask_from_rle
 
@@ -260,9 +261,9 @@ def collect_report(
             groups = {c: t for c, t in groups.items() if t}
             if groups:
                 fig = group_gallery(groups, max_per_group=examples_per_concept, tile_size=1.5)
-                path = save_figure(fig, figures / f"examples_{len(examples.figures):02d}", formats=("png",))[
-                    0
-                ]
+                path = save_figure(
+                    fig, figures / f"examples_{len(examples.figures):02d}", formats=PHOTO_FORMATS
+                )[0]
                 note = (
                     f" ({len(missing)} image{'s' if len(missing) != 1 else ''} could not be read)"
                     if missing

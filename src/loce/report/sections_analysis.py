@@ -20,6 +20,7 @@ import pandas as pd
 from loce.analysis.figure_data import FigureData
 from loce.analysis.figure_files import list_figure_data, read_figure_data
 from loce.figures import matrix_heatmaps, precision_at_k_curves, save_figure
+from loce.figures._base import PHOTO_FORMATS
 from loce.report.analysis_figures import concept_matrices, dendrogram_of, distribution_figure, precision_frame
 from loce.report.analysis_galleries import (
     ImageSource,
@@ -84,6 +85,9 @@ class AnalysedLayer:
         return Tags(layer=self.data.layer, model=self.data.model)
 
 
+PHOTO_KINDS = {"retrieval", "outliers", "subconcepts", "cluster"}  # galleries of images: saved as JPEG
+
+
 class FigureWriter:
     """Saves figures under unique names in the report's figure folder and returns their references."""
 
@@ -92,7 +96,8 @@ class FigureWriter:
 
     def __call__(self, fig, kind: str, caption: str, tags: Tags, wide: bool = False) -> FigureRef:
         self.count += 1
-        path = save_figure(fig, self.folder / f"analysis_{kind}_{self.count:03d}", formats=("png",))[0]
+        formats = PHOTO_FORMATS if kind in PHOTO_KINDS else ("png",)
+        path = save_figure(fig, self.folder / f"analysis_{kind}_{self.count:03d}", formats=formats)[0]
         return FigureRef(path, caption, tags, wide=wide)
 
 

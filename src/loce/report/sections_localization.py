@@ -1,7 +1,7 @@
 """Report sections of concept localisation, read from ``RUN/localization/*/`` and ``RUN/cbm/*/``.
 
-``loce localize`` writes ``summary.csv``, ``vectors.json`` and ``figures/heatmaps_<concept>.png`` per call;
-``loce cbm eval`` writes ``comparison.csv``, ``per_concept.csv``, ``comparison.json`` and ``figures/*.png``.
+``loce localize`` writes ``summary.csv``, ``vectors.json`` and ``figures/heatmaps_<concept>.jpg`` per call;
+``loce cbm eval`` writes ``comparison.csv``, ``per_concept.csv``, ``comparison.json`` and ``figures/*.jpg|png``.
 This provider turns them into sections and computes nothing; a run without them contributes no section.
 """
 
@@ -66,7 +66,7 @@ def _localize_section(runs: list[Path]) -> Section | None:
             caption = f"{images} images. " if images else ""
             if summary is not None and len(summary):
                 section.tables.append(Table(f"Localisation · {prefix}", summary, caption=caption + notes))
-            for figure in sorted((directory / "figures").glob("heatmaps_*.png")):
+            for figure in sorted((directory / "figures").glob("heatmaps_*.jpg")):
                 concept = figure.stem.removeprefix("heatmaps_")
                 section.figures.append(
                     FigureRef(
@@ -118,7 +118,7 @@ def _cbm_section(runs: list[Path]) -> Section | None:
                 section.tables.append(Table(f"Per concept · {prefix}", per_concept, max_rows=200))
             for name, caption in (
                 (
-                    "heatmaps.png",
+                    "heatmaps.jpg",
                     "concept maps of each model on held-out scenes; outline: the concept's mask, x: peak",
                 ),
                 ("metrics.png", "localisation and recognition side by side"),
@@ -126,7 +126,7 @@ def _cbm_section(runs: list[Path]) -> Section | None:
                 path = directory / "figures" / name
                 if path.is_file():
                     section.figures.append(
-                        FigureRef(path, f"{prefix}: {caption}", wide=name == "heatmaps.png")
+                        FigureRef(path, f"{prefix}: {caption}", wide=name == "heatmaps.jpg")
                     )
     return section if section.tables or section.figures else None
 

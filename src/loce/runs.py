@@ -1,0 +1,222 @@
+"""The loop every embedding run shares: a job in a store, groups of whole images, one atomic shard per group.
+
+:func:`loce.pipeline.fit_run` (LoCEs) and :func:`loce.baselines.embed_run` (crop, window, masked-pool) differ
+only in how a group's rows are computed; that part is a :data:`BatchProcessor` they pass to :func:`run_batches`.
+Everything else lives here once: registering the job (so a changed setting is refused instead of mixed), skipping
+images already stored (resume), prefetching the next group, the progress bar, skip rows, timings and the summary.
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loce.batches import LoadedBatch, iter_batches
+from loce.capture import LayerCapture
+from loce.data.dataset import ConceptDataset
+from loce.errors import InputError
+from loce.models import LoadedModel
+from loce.store import JobSpec, LoCEStore
+
+
+@dataclass
+class RunTimings:
+    """Where a run's time went (seconds): model forward passes, fitting, store writes, waiting for image
+    decoding, and the total."""
+
+    forward: float = 0.0
+    fit: float = 0.0
+    write: float = 0.0
+    wait: float = 0.0
+    total: float = 0.0
+
+    @property
+    def outside_forward_share(self) -> float:
+        """Share of the total time not spent in the model's forward pass."""
+        return 0.0 if self.total <= 0 else 1.0 - self.forward / self.total
+
+
+@dataclass
+class RunSummary:
+    """What one run call did.
+
+    Attributes:
+        out: the run directory; ``job``: the job name; ``method``: ``"loce"`` or a baseline; ``layers``: embedded.
+        images_total: images in the dataset; ``images_done_before``: those already stored when it started.
+        images_processed: images processed by this call; ``vectors``: embeddings written by this call.
+        skips: skip rows written by this call, per reason.
+        timings: :class:`RunTimings`; ``peak_memory_mb``: the process's peak resident memory.
+    """
+
+    out: Path
+    job: str
+    method: str
+    layers: list[str]
+    images_total: int
+    images_done_before: int
+    images_processed: int = 0
+    vectors: int = 0
+    skips: dict[str, int] = field(default_factory=dict)
+    timings: RunTimings = field(default_factory=RunTimings)
+    peak_memory_mb: float = 0.0
+
+    def count_skip(self, status: str) -> None:
+        """Count one skip row of reason ``status``."""
+        self.skips[status] = self.skips.get(status, 0) + 1
+
+    def table(self):
+        """Per concept and layer over the whole job: ``n_ok``, ``n_skipped``, ``mean_iou``, ``not_converged``."""
+        return LoCEStore.open(self.out).summary(job=self.job).drop(columns=["job", "model", "method"])
+
+
+BatchProcessor = Callable[[LoadedBatch, LayerCapture, RunTimings], list[dict[str, Any]]]
+"""Computes a group's store rows (every (image, concept, layer) of its usable pairs); may add to the timings."""
+
+
+def default_job_name(model_spec: str, method: str = "loce") -> str:
+    """A job name from a method and a model spec, safe for file names (``"loce.efficientnet-lite0"``)."""
+    name = re.sub(r"[^A-Za-z0-9_.+=-]+", "_", f"{method}.{model_spec}").strip("_")
+    return name or method
+
+
+def peak_memory_mb() -> float:
+    """The process's peak resident memory in MB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def progress_bar(total: int, initial: int, desc: str, enabled: bool):
+    """A tqdm bar over images on stderr, or ``None`` when disabled."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total + initial, initial=initial, unit="img", desc=desc, file=sys.stderr, smoothing=0.1)
+
+
+def job_spec(
+    dataset: ConceptDataset,
+    model: LoadedModel,
+    layers: Sequence[str],
+    *,
+    job: str,
+    method: str,
+    settings: dict[str, Any],
+    settings_id: str,
+    seed: int,
+) -> JobSpec:
+    """The :class:`~loce.store.JobSpec` of a run: everything that determines its rows."""
+    return JobSpec(
+        name=job,
+        model=model.spec,
+        layers=tuple(layers),
+        method=method,
+        preprocessing=model.preprocessing.to_dict(),
+        fit_settings=settings,
+        settings_id=settings_id,
+        dataset=dataset.describe(),
+        seed=seed,
+    )
+
+
+def run_batches(
+    dataset: ConceptDataset,
+    model: LoadedModel,
+    layers: Sequence[str],
+    out: str | Path,
+    process: BatchProcessor,
+    *,
+    method: str,
+    settings: dict[str, Any],
+    settings_id: str,
+    job: str | None = None,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    layouts: dict[str, str] | None = None,
+    strict: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> RunSummary:
+    """Run ``process`` over every image of ``dataset`` not yet in the job, writing one shard per group.
+
+    Args:
+        dataset, model, layers, out: what to embed, with which model and layers, into which run directory.
+        process: computes a group's rows (see :data:`BatchProcessor`); the group's skip rows are added here.
+        method, settings, settings_id: recorded in the job; a job of the same name with other values is refused.
+        job: the job's name; default ``"<method>.<model spec>"``.
+        batch_size: images per group (forward pass and shard).
+        device: where the model runs (it is moved there).
+        layouts: per-layer output layout overrides (see :mod:`loce.capture`).
+        strict: raise on the first bad input instead of recording a skip row.
+        seed: seeds torch; recorded in the job.
+        progress: a progress bar with images/s, vectors/s and, for fitted vectors, the running mean IoU.
+
+    Returns:
+        A :class:`RunSummary`.
+    """
+    start = time.perf_counter()
+    layers = list(dict.fromkeys(layers))
+    if not layers:
+        raise InputError("no layers given; list a model's layers with `loce layers MODEL`")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    torch.manual_seed(seed)
+    job = job or default_job_name(model.spec, method)
+    out = Path(out)
+    module = model.module.to(torch.device(device))
+    spec = job_spec(dataset, model, layers, job=job, method=method, settings=settings, settings_id=settings_id,
+                    seed=seed)  # fmt: skip
+
+    with LoCEStore.create(out, image_root=dataset.root) as store:
+        store.register_job(spec)
+        done = store.completed_samples(job)
+        todo = [s for s in dataset if s.sample_id not in done]
+        summary = RunSummary(out=out, job=job, method=method, layers=layers, images_total=len(dataset),
+                             images_done_before=len(dataset) - len(todo))  # fmt: skip
+        timings = summary.timings
+        bar = progress_bar(len(todo), summary.images_done_before, method, progress)
+        iou_sum, iou_n = 0.0, 0
+        with LayerCapture(module, layers, layouts=layouts) as capture:
+            batches = iter_batches(todo, batch_size, strict=strict)
+            while True:
+                t0 = time.perf_counter()
+                batch = next(batches, None)
+                timings.wait += time.perf_counter() - t0
+                if batch is None:
+                    break
+                rows = process(batch, capture, timings) if batch.pairs else []
+                rows.extend(batch.skip_rows)
+                for row in rows:
+                    if row["status"] == "ok":
+                        summary.vectors += 1
+                        if row.get("iou") is not None:
+                            iou_sum, iou_n = iou_sum + row["iou"], iou_n + 1
+                    else:
+                        summary.count_skip(row["status"])
+                t0 = time.perf_counter()
+                store.append(job, rows)
+                timings.write += time.perf_counter() - t0
+                summary.images_processed += len(batch.samples)
+                if bar is not None:
+                    elapsed = max(time.perf_counter() - start, 1e-9)
+                    postfix = {
+                        "img/s": f"{summary.images_processed / elapsed:.1f}",
+                        "vec/s": f"{summary.vectors / elapsed:.1f}",
+                    }
+                    if iou_n:
+                        postfix["IoU"] = f"{iou_sum / iou_n:.3f}"
+                    bar.update(len(batch.samples))
+                    bar.set_postfix(postfix, refresh=False)
+        if bar is not None:
+            bar.close()
+    timings.total = time.perf_counter() - start
+    summary.peak_memory_mb = peak_memory_mb()
+    return summary
