@@ -28,6 +28,9 @@ def pytest_configure(config):
     if torch is not None:
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # Tests never download: Hugging Face models are built from local directories only.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def pytest_sessionfinish(session, exitstatus):

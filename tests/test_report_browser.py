@@ -172,3 +172,50 @@ def test_concept_named_like_markup_is_shown_as_text(browser, tmp_path):
     assert w.dialogs == [] and w.errors == []
     page.screenshot(path=str(tmp_path / "evil.png"))
     page.close()
+
+
+def test_report_of_a_real_small_run(browser, tmp_path):
+    """fit -> analyze -> report on planted images (one concept named like markup), then open it in Chromium."""
+    import json
+
+    from loce.analysis.run import AnalysisSettings, analyze_run
+    from loce.data import load_coco
+    from loce.pipeline import fit_run
+    from loce.report.collect import build_report
+    from planted_data import planted_model, write_planted_coco
+
+    ann, images = write_planted_coco(tmp_path / "data", n=16)
+    data = json.loads(ann.read_text())
+    data["categories"][1]["name"] = EVIL
+    ann.write_text(json.dumps(data))
+    run = tmp_path / "run"
+    fit_run(load_coco(ann, images), planted_model(), ["pool"], run, batch_size=8, progress=False)
+    analyze_run(run, settings=AnalysisSettings(map_method="pca"))
+    index = build_report([run], tmp_path / "report", progress=False)
+
+    w = PageWatch(browser)
+    page = w.page
+    page.goto(index.as_uri())
+    page.wait_for_load_state("load")
+    sources = page.eval_on_selector_all(
+        "img[src]", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth])"
+    )
+    assert len(sources) >= 3
+    for src, width in sources:
+        assert width > 0 and (index.parent / unquote(src)).is_file(), src
+
+    point = page.locator(".map-pane:not(.inactive) svg.loce-map circle").last  # drawn last: never covered
+    point.hover()
+    tooltip = page.locator(".map-pane:not(.inactive) .map-tooltip")
+    tooltip.wait_for(state="visible")
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=tooltip.locator("img").element_handle()
+    )
+    point.click()
+    assert page.locator(".map-pane:not(.inactive) ol.neighbours li").count() >= 1
+
+    assert EVIL in page.locator("body").inner_text()
+    assert page.locator("img[src='x']").count() == 0
+    page.screenshot(path=str(tmp_path / "real_run.png"), full_page=True)
+    assert w.errors == [] and w.failed == [] and w.remote == [] and w.dialogs == []
+    page.close()
