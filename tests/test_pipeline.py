@@ -184,7 +184,7 @@ def test_cli_fit_and_info(tmp_path, capsys):
                  "--coco", str(ann), "--images", str(images), "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    assert "8 LoCEs" not in printed and "16 LoCEs written" in printed  # 4 images x 2 concepts x 2 layers
+    assert "16 LoCEs of layer2, layer3 written" in printed  # 4 images x 2 concepts x 2 layers
     X, meta = LoCEStore.open(out).vectors(layer="layer3")
     assert X.shape == (8, 256)
     assert main(["info", str(out), "--skips"]) == 0

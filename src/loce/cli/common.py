@@ -126,3 +126,45 @@ def load_model_from_args(args: argparse.Namespace):
 
         model.preprocessing = replace(model.preprocessing, size=tuple(args.input_size))
     return model
+
+
+def add_run_options(parser: argparse.ArgumentParser, job_default: str) -> None:
+    """``--out``, ``--job`` and ``--no-progress``: where a run writes, under which job name, with a progress bar."""
+    parser.add_argument("--out", required=True, help="run directory (created, or resumed if it exists)")
+    parser.add_argument("--job", help=f"job name inside the run (default: {job_default})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def print_run_summary(summary, dataset=None, file=None) -> None:
+    """Print what a run wrote: counts (and IoU of fitted vectors) per concept and layer, timings, skips.
+
+    Args:
+        summary: a :class:`loce.runs.RunSummary`.
+        dataset: the run's dataset, whose annotation-time skips are counted too.
+        file: where to print (default stdout).
+    """
+    import sys
+
+    file = file or sys.stdout
+    t = summary.timings
+    what = "LoCEs" if summary.method == "loce" else f"{summary.method} vectors"
+    print(
+        f"\n{summary.images_processed} images processed ({summary.images_done_before} already stored), "
+        f"{summary.vectors} {what} of {', '.join(summary.layers)} written to {summary.out} (job {summary.job}) "
+        f"in {t.total:.1f} s [forward {t.forward:.1f} s, fit {t.fit:.1f} s, write {t.write:.1f} s; "
+        f"{t.outside_forward_share:.0%} outside the forward pass; peak memory {summary.peak_memory_mb:.0f} MB]",
+        file=file,
+    )
+    table = summary.table()
+    if table["mean_iou"].isna().all():
+        table = table.drop(columns=["mean_iou", "not_converged"])
+    if not table.empty:
+        print(f"\n{what} per concept and layer (whole job):", file=file)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), file=file)
+    skips = dict(summary.skips)
+    if dataset is not None:
+        for reason, n in dataset.skips.counts().items():
+            skips[f"{reason} (annotations)"] = skips.get(f"{reason} (annotations)", 0) + n
+    if skips:
+        print("\nskipped: " + ", ".join(f"{k}: {v}" for k, v in sorted(skips.items())), file=file)
+        print(f"details: `loce info {summary.out} --skips`", file=file)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from loce.cli.common import (
     add_command,
     add_data_options,
     add_model_options,
+    add_run_options,
     load_dataset_from_args,
     load_model_from_args,
+    print_run_summary,
     split_list,
 )
 from loce.fit.settings import PRESETS
@@ -47,7 +48,6 @@ def register(subparsers) -> None:
     parser.add_argument("--method", required=True, choices=METHOD_CHOICES, help="the baseline to compute")
     add_model_options(parser, layers_required=False)
     add_data_options(parser)
-    parser.add_argument("--out", required=True, help="run directory (created, or resumed if it exists)")
     parser.add_argument("--window-size", type=int, default=3, metavar="K", help="window: cells per side")
     parser.add_argument(
         "--crop-margin",
@@ -58,8 +58,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--preset", default="paper", choices=sorted(PRESETS), help="global: fit settings of the shared vector"
     )
-    parser.add_argument("--job", help="job name inside the run (default: <method>.<model>)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(parser, "<method>.<model>")
     parser.set_defaults(func=run)
 
 
@@ -84,24 +83,5 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
     )
-    print_embed_summary(summary)
+    print_run_summary(summary, dataset)
     return 0
-
-
-def print_embed_summary(summary, file=None) -> None:
-    """Print counts per concept and layer and the skips of a finished embedding run (to stdout by default)."""
-    file = sys.stdout if file is None else file
-    t = summary.timings
-    print(
-        f"\n{summary.images_processed} images processed ({summary.images_done_before} already stored), "
-        f"{summary.vectors} {summary.method} vectors of {', '.join(summary.layers)} written to {summary.out} "
-        f"(job {summary.job}) in {t.total:.1f} s",
-        file=file,
-    )
-    table = summary.table()[["layer", "concept", "n_ok", "n_skipped"]]
-    if not table.empty:
-        print("\nvectors per concept and layer (whole job):", file=file)
-        print(table.to_string(index=False), file=file)
-    if summary.skips:
-        print("\nskipped: " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.skips.items())), file=file)
-        print(f"details: `loce info {summary.out} --skips`", file=file)
