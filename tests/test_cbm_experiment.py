@@ -1,5 +1,6 @@
 """End to end on a tiny rendered scene world with real EfficientNet-Lite0 features (slow):
-``loce fit`` -> ``loce cbm train`` (plain and Loc-CBM) -> ``loce cbm eval`` -> ``loce localize`` -> the report.
+``loce fit`` (two layers) -> ``loce cbm train`` (plain and Loc-CBM, default layer) -> ``loce cbm eval`` ->
+``loce localize`` -> the report.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def world(tmp_path_factory):
                 "--model",
                 "efficientnet-lite0",
                 "--layers",
-                "_blocks.14",
+                "_blocks.10,_blocks.14",
                 *coco,
                 "--out",
                 str(run),
@@ -69,7 +70,7 @@ def test_cbm_eval_compares_plain_loc_and_loce(world):
 
     scenes, run, _ = world
     info = json.loads((run / "cbm" / "loc" / "cbm.json").read_text())
-    assert info["config"]["locator"] is True and info["layer"] == "_blocks.14"
+    assert info["config"]["locator"] is True and info["layer"] == "_blocks.10"
     assert len(info["split"]["test"]) == 6  # a quarter of 24
     assert len(list((run / "cbm" / "features").glob("*.npy"))) == 1  # both models used one feature file
     assert (
@@ -91,7 +92,7 @@ def test_cbm_eval_compares_plain_loc_and_loce(world):
     out = run / "cbm" / "comparison"
     table = pd.read_csv(out / "comparison.csv")
     assert table["method"].tolist() == ["CBM", "Loc-CBM", "LoCE mean"]
-    assert table["layer"].tolist() == ["_blocks.14"] * 3
+    assert table["layer"].tolist() == ["_blocks.10"] * 3
     assert table["n_maps"].nunique() == 1 and table["n_maps"].iloc[0] > 6
     for column in ("alignment_error", "pointing_game", "activation_l1", "iou"):
         assert table[column].between(0, 1).all(), column

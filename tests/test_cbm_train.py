@@ -51,7 +51,8 @@ def test_locator_lowers_alignment_error_relative_to_plain_cbm():
         trained = train_cbm(train.features, train.presence, train.classes, config, n_classes=4)
         results[locator] = _evaluate(trained.model, test)
     (plain, plain_rec), (loc, loc_rec) = results[False], results[True]
-    # measured (seed 0): alignment error 0.076 -> 0.034, pointing game 0.40 -> 0.95, L1 0.27 -> 0.13
+    # measured (training seeds 0, 1, 2): alignment error 0.074-0.078 -> 0.036, pointing game 0.38-0.42 -> 0.94,
+    # L1 0.26-0.28 -> 0.19-0.21
     assert loc["alignment_error"].mean() < 0.6 * plain["alignment_error"].mean()
     assert loc["pointing_game"].mean() > plain["pointing_game"].mean() + 0.3
     assert loc["activation_l1"].mean() < 0.8 * plain["activation_l1"].mean()

@@ -80,6 +80,16 @@ def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path):
     assert (prefix / "images" / "000001.png").read_bytes() == (serial / "images" / "000001.png").read_bytes()
 
 
+def test_rewriting_a_smaller_world_in_place_equals_a_fresh_one_and_keeps_user_files(tmp_path):
+    fresh = generate_scenes(tmp_path / "fresh", n=2, seed=11, size=64, progress=False, workers=0)
+    reused = generate_scenes(tmp_path / "reused", n=4, seed=11, size=64, progress=False, workers=0)
+    mine = reused / "images" / "my_photo.png"
+    mine.write_bytes(b"not a scene")
+    generate_scenes(reused, n=2, seed=11, size=64, progress=False, workers=0)
+    mine.unlink()  # the user's file is still there (unlink would raise otherwise) and is not a scene
+    assert _digest(reused) == _digest(fresh)  # the stale scenes 000002/000003.png are gone
+
+
 def test_annotations_are_valid_coco(dataset, coco):
     api = COCO(str(dataset / "annotations.json"))
     assert len(api.getImgIds()) == N

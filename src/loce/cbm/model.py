@@ -14,6 +14,10 @@ Pooling: ``"max"`` (default) scores a concept by its strongest cell: a small obj
 switch it on, and only that cell gets the concept loss's gradient. ``"mean"`` scores by the average logit over
 the grid, which favours concepts (or context) that cover large areas and asks the whole map to rise or fall.
 
+The concept layer is a single ``1 x 1`` convolution on purpose: ``3 x 3`` and two-layer heads were tried on the
+scene world and, with about a hundred training images, both recognised and localised worse (with and without the
+concept locator), see :mod:`loce.cbm.train`.
+
 Example:
     >>> import torch
     >>> cbm = ConceptBottleneck(in_channels=16, n_concepts=3, n_classes=4)

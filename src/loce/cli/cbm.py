@@ -14,7 +14,7 @@ EXAMPLES = """
 
 TRAIN_EXAMPLES = """examples:
   loce cbm train --scenes scenes --out RUN/cbm/loc --locator --epochs 60 --seed 0
-  loce cbm train --scenes scenes --out RUN/cbm/plain --no-locator --layer _blocks.10 --pooling max
+  loce cbm train --scenes scenes --out RUN/cbm/plain --no-locator --layer _blocks.14 --pooling max
 """
 
 EVAL_EXAMPLES = """examples:
@@ -24,6 +24,8 @@ EVAL_EXAMPLES = """examples:
 
 
 def register(subparsers) -> None:
+    from loce.cbm.experiment import DEFAULT_LAYER
+    from loce.cbm.locator import NORMALIZATIONS
     from loce.cbm.train import CBMConfig
 
     defaults = CBMConfig()
@@ -52,7 +54,7 @@ def register(subparsers) -> None:
         help="add the concept locator's alignment loss (--no-locator: plain CBM)",
     )
     train.add_argument("--model", default="efficientnet-lite0", help="frozen backbone model spec")
-    train.add_argument("--layer", default="_blocks.14", help="backbone layer whose feature map is used")
+    train.add_argument("--layer", default=DEFAULT_LAYER, help="backbone layer whose feature map is used")
     train.add_argument(
         "--pooling", choices=("max", "mean"), default=defaults.pooling, help="spatial pooling of concept maps"
     )
@@ -67,6 +69,12 @@ def register(subparsers) -> None:
         type=float,
         default=defaults.alignment_weight,
         help="weight of the alignment loss",
+    )
+    train.add_argument(
+        "--alignment-normalization",
+        choices=NORMALIZATIONS,
+        default=defaults.alignment_normalization,
+        help="minmax: the alignment loss sees each concept logit map min-max normalised; none: the raw sigmoid map",
     )
     train.add_argument(
         "--concept-weight", type=float, default=defaults.concept_weight, help="weight of the concept BCE"
@@ -132,6 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         concept_weight=args.concept_weight,
         alignment_weight=args.alignment_weight,
+        alignment_normalization=args.alignment_normalization,
         radius_start=args.radius_start,
         radius_end=args.radius_end,
         radius_schedule=args.radius_schedule,

@@ -33,7 +33,9 @@ CBM_TEXT = (
     "concept; max-pooled logits are the concepts' presence scores (BCE against the scene annotations) and a "
     "linear head on the concept probabilities predicts the scene class (a rule over the objects present). "
     "Loc-CBM adds the concept locator: each present concept's map peak becomes a Gaussian mask whose radius "
-    "shrinks during training, with the alignment loss MSE(masked map, map). Both models are trained alike (same "
+    "shrinks during training, with the alignment loss MSE(masked map, map) on the min-max normalised logit map "
+    "(so it can only be lowered by a peak that stands out from the rest of the image, not by lowering the whole "
+    "map). Both models are trained alike (same "
     "seed, split and settings) and measured on held-out scenes, beside the run's concept-mean LoCEs projected "
     "onto the same images. Accuracy: scene-class accuracy; concept AUC: mean per-concept ROC AUC. "
 )
@@ -103,7 +105,8 @@ def _cbm_section(runs: list[Path]) -> Section | None:
                     f"epochs, seed {cfg.get('seed')}"
                     + (
                         f", alignment weight {cfg.get('alignment_weight')}, radius {cfg.get('radius_start')} -> "
-                        f"{cfg.get('radius_end')} ({cfg.get('radius_schedule')})"
+                        f"{cfg.get('radius_end')} ({cfg.get('radius_schedule')}), "
+                        f"{cfg.get('alignment_normalization', 'none')} map normalisation"
                         if cfg.get("locator")
                         else ""
                     )

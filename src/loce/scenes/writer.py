@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,8 @@ def generate_scenes(
 
     Args:
         out_dir: output directory; ``images/NNNNNN.png`` and ``annotations.json`` are written into it
-            (existing files of the same names are overwritten).
+            (existing files of the same names are overwritten; images listed by an earlier scene world written
+            there and not part of this one are removed once the new annotations are in place).
         n: number of scenes.
         seed: dataset seed; scene ``i`` depends only on ``(seed, i)``.
         size: image width and height in pixels.
@@ -241,6 +243,7 @@ def generate_scenes(
         image_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"Cannot create the scene output directory {image_dir}: {exc}") from None
+    previous = _previous_scene_images(root / "annotations.json")
     workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
     jobs = [(int(seed), i, int(size), int(min_visible_pixels), float(outlier_rate)) for i in range(int(n))]
 
@@ -286,4 +289,22 @@ def generate_scenes(
     partial = root / "annotations.json.partial"
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, target)  # readers never see a half-written file
+    for name in previous - {image["file_name"] for image in images}:
+        (image_dir / name).unlink(missing_ok=True)  # a stale scene of an earlier, larger world
     return root
+
+
+def _previous_scene_images(annotations: Path) -> set[str]:
+    """File names listed by a scene world already written at ``annotations`` (empty for anything else).
+
+    Only a document written by this generator counts, and only plain names of the form ``NNNNNN.png``, so a user's
+    own dataset in the same directory is never touched.
+    """
+    try:
+        document = json.loads(annotations.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(document, dict) or document.get("info", {}).get("generator") != "loce.scenes":
+        return set()
+    names = {image.get("file_name") for image in document.get("images", []) if isinstance(image, dict)}
+    return {name for name in names if isinstance(name, str) and re.fullmatch(r"\d{6}\.png", name)}
