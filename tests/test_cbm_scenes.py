@@ -10,7 +10,6 @@ training seeds won 17 of 18 pairs, hence the mean over three.
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -19,11 +18,13 @@ SCENE_SEED = 3
 TRAINING_SEEDS = (0, 1, 2)
 
 
-def locator_comparison(root, scene_seed: int = SCENE_SEED, n: int = 96) -> pd.DataFrame:
+def locator_comparison(root, scene_seed: int = SCENE_SEED, n: int = 96):
     """Render ``n`` scenes, train a plain CBM and a Loc-CBM per training seed, and compare them on held-out images.
 
+    Every model keeps its default name (``"CBM"`` / ``"Loc-CBM"``), so the comparison must tell them apart.
+
     Returns:
-        The comparison table (one row per model; ``kind`` is ``"CBM"`` or ``"Loc-CBM"``).
+        The :class:`~loce.cbm.outputs.Comparison` (``table``: one row per model; ``kind`` ``"CBM"`` or ``"Loc-CBM"``).
     """
     from loce.cbm import CBMConfig, compare_models, train_on_scenes
     from loce.models import load_model
@@ -36,18 +37,25 @@ def locator_comparison(root, scene_seed: int = SCENE_SEED, n: int = 96) -> pd.Da
         for locator, name in ((False, "CBM"), (True, "Loc-CBM")):
             out = root / f"{name}-{seed}"
             config = CBMConfig(locator=locator, seed=seed)  # identical except for the locator
-            train_on_scenes(
-                scenes, out, config, backbone=backbone, cache=root / "features", name=out.name, progress=False
-            )
+            train_on_scenes(scenes, out, config, backbone=backbone, cache=root / "features", progress=False)
             dirs.append(out)
-    return compare_models(dirs, out=root / "comparison", examples=0, progress=False).table
+    return compare_models(dirs, out=root / "comparison", examples=0, progress=False)
 
 
 def test_locator_lowers_alignment_error_on_a_tiny_rendered_scene_world(tmp_path):
     pytest.importorskip("pybullet")
     pytest.importorskip("efficientnet_lite_pytorch")
-    table = locator_comparison(tmp_path)
+    comparison = locator_comparison(tmp_path)
+    table = comparison.table
     assert set(table["layer"]) == {"_blocks.10"} and len(table) == 2 * len(TRAINING_SEEDS)
+    # six models, two recorded names: each keeps its own row, its own maps and its own numbers
+    assert table["method"].tolist() == [f"{k} ({k}-{s})" for s in TRAINING_SEEDS for k in ("CBM", "Loc-CBM")]
+    per_map = comparison.per_map
+    for row in table.itertuples():
+        own = per_map[per_map["method"] == row.method]
+        assert len(own) == row.n_maps
+        assert row.alignment_error == pytest.approx(own["alignment_error"].mean())
+    assert table.groupby("kind")["alignment_error"].nunique().min() > 1  # seeds differ, rows are not pooled
     plain = table[table["kind"] == "CBM"].mean(numeric_only=True)
     loc = table[table["kind"] == "Loc-CBM"].mean(numeric_only=True)
     # measured (scene seed 3): alignment error 0.166 -> 0.109, pointing game 0.38 -> 0.70

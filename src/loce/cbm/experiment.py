@@ -243,18 +243,19 @@ def compare_models(
         )
         return feats[test_rows]
 
+    names = display_names(saved)
     per_map, table, maps_of, notes = [], [], {}, []
-    for s in saved:
+    for s, name in zip(saved, names):
         info = s.info
         feats = features_of(info["backbone"]["spec"], info["backbone"]["preprocessing"], info["layer"])
         preds = predict(s.model, feats)
         frame = localize_maps(preds.logit_maps, items)
-        frame.insert(0, "method", s.name)
+        frame.insert(0, "method", name)
         per_map.append(frame)
-        maps_of[s.name] = preds.logit_maps
+        maps_of[name] = preds.logit_maps
         table.append(
             {
-                "method": s.name,
+                "method": name,
                 "kind": "Loc-CBM" if info["config"]["locator"] else "CBM",
                 "layer": info["layer"],
                 **recognition(preds, labels.presence, labels.class_index),
@@ -289,12 +290,12 @@ def compare_models(
         "models": [
             {
                 "path": str(s.path.resolve()),
-                "name": s.name,
+                "name": name,
                 "config": s.info["config"],
                 "layer": s.info["layer"],
                 "backbone": s.info["backbone"],
             }
-            for s in saved
+            for s, name in zip(saved, names)
         ],
         "loce": loce_record,
         "scenes": str(scenes.resolve()),
@@ -304,6 +305,31 @@ def compare_models(
     }
     write_comparison(result, Path(out), record, samples, items, maps_of, concepts, examples, seed)
     return result
+
+
+def display_names(saved: Sequence) -> list[str]:
+    """One distinct name per model: its recorded name, with its folder added where several models share a name.
+
+    Every table row, map and figure of a comparison is keyed by this name, so two models called ``"CBM"`` (e.g.
+    trained with different seeds) must not be merged into one.
+
+    Example:
+        >>> from types import SimpleNamespace as M
+        >>> display_names([M(name="CBM", path=Path("a/s0")), M(name="CBM", path=Path("a/s1")),
+        ...                M(name="Loc-CBM", path=Path("b"))])
+        ['CBM (s0)', 'CBM (s1)', 'Loc-CBM']
+    """
+    recorded = [str(s.name) for s in saved]
+    names = [
+        f"{name} ({Path(s.path).name})" if recorded.count(name) > 1 else name
+        for s, name in zip(saved, recorded)
+    ]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:  # same name and same folder name (different parents): number them
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if names.count(name) == 1 else f"{name} #{seen[name]}")
+    return unique
 
 
 def _loce_maps(loce_run, loce_layer, first, concepts, items, features_of, notes):

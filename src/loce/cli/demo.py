@@ -70,7 +70,7 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
                 ["embed", "--method", method, *model, "--layers", layers, *data, "--out", str(run)],
             )  # fmt: skip
         )
-    test_n = max(60, n // 2)
+    test_n = max(60, n)  # the concept bottlenecks train on 3/4 of it and are scored on the rest
     steps += [
         ("analyse the LoCE distributions", ["analyze", str(run)]),
         ("compare LoCE with the baselines", ["compare-methods", str(run)]),
