@@ -16,7 +16,7 @@ from pathlib import Path
 from loce.cli.common import add_command
 
 EXAMPLES = """
-  loce demo --out demo-output                 # about 5-10 minutes on 2 CPU cores
+  loce demo --out demo-output                 # about 3-4 minutes on 2 CPU cores
   loce demo --out /tmp/small --n 40           # a fast smoke run
 """
 
