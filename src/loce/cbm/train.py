@@ -189,6 +189,8 @@ def _train(
         file=sys.stderr,
         unit="epoch",
     )
+    # min-max normalisation works on the logit maps; without it the loss sees the sigmoid maps
+    aligned_maps = "logit_maps" if config.alignment_normalization == "minmax" else "maps"
     model.train()
     for epoch in bar:
         order = torch.randperm(len(x), generator=generator)
@@ -200,9 +202,8 @@ def _train(
             out = model(x[idx])
             class_loss = F.cross_entropy(out.class_logits, y_class[idx])
             concept_loss = F.binary_cross_entropy_with_logits(out.concept_logits, y_concepts[idx])
-            normalised = config.alignment_normalization == "minmax"
             align = alignment_loss(
-                out.logit_maps if normalised else out.maps,
+                getattr(out, aligned_maps),
                 radius,
                 weights=y_concepts[idx],
                 normalization=config.alignment_normalization,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -143,8 +144,6 @@ def print_run_summary(summary, dataset=None, file=None) -> None:
         dataset: the run's dataset, whose annotation-time skips are counted too.
         file: where to print (default stdout).
     """
-    import sys
-
     file = file or sys.stdout
     t = summary.timings
     what = "LoCEs" if summary.method == "loce" else f"{summary.method} vectors"

@@ -297,7 +297,7 @@ def generate_scenes(
 def _previous_scene_images(annotations: Path) -> set[str]:
     """File names listed by a scene world already written at ``annotations`` (empty for anything else).
 
-    Only a document written by this generator counts, and only plain names of the form ``NNNNNN.png``, so a user's
+    Only a document written by this generator counts, and only plain names of the form ``NNNNNN.png`` (the scene index, at least six digits), so a user's
     own dataset in the same directory is never touched.
     """
     try:
@@ -307,4 +307,4 @@ def _previous_scene_images(annotations: Path) -> set[str]:
     if not isinstance(document, dict) or document.get("info", {}).get("generator") != "loce.scenes":
         return set()
     names = {image.get("file_name") for image in document.get("images", []) if isinstance(image, dict)}
-    return {name for name in names if isinstance(name, str) and re.fullmatch(r"\d{6}\.png", name)}
+    return {name for name in names if isinstance(name, str) and re.fullmatch(r"\d{6,}\.png", name)}
