@@ -21,9 +21,9 @@ from loce.data.dataset import ConceptDataset
 from loce.fit import LoCEFitter, resolve_settings
 from loce.fit.settings import FitSettings
 from loce.models import LoadedModel
-from loce.runs import RunSummary, RunTimings, run_batches
+from loce.runs import BatchProcessor, RunSummary, RunTimings, run_batches
 
-__all__ = ["fit_run", "loce_rows"]
+__all__ = ["fit_run", "loce_processor", "loce_rows"]
 
 
 def _strip_index(detail: str) -> str:
@@ -66,6 +66,27 @@ def loce_rows(
                 }
             )
     return rows
+
+
+def loce_processor(
+    model: LoadedModel, settings: FitSettings, device: torch.device, seed: int = 0
+) -> BatchProcessor:
+    """The :data:`~loce.runs.BatchProcessor` of a LoCE run: one forward pass per group, then :func:`loce_rows`.
+
+    Every engine builds its rows with this function (:func:`fit_run` locally, the Ray engine in each actor).
+    """
+    fitter = LoCEFitter(settings, device=device, seed=seed)
+
+    def process(batch: LoadedBatch, capture: LayerCapture, timings: RunTimings) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        activations = capture(model.preprocessing(batch.images).to(device))
+        timings.forward += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rows = loce_rows(batch, activations, fitter)
+        timings.fit += time.perf_counter() - t0
+        return rows
+
+    return process
 
 
 def fit_run(
@@ -115,17 +136,7 @@ def fit_run(
     """
     fit_settings = resolve_settings(settings)
     torch_device = torch.device(device)
-    fitter = LoCEFitter(fit_settings, device=torch_device, seed=seed)
-
-    def process(batch: LoadedBatch, capture: LayerCapture, timings: RunTimings) -> list[dict[str, Any]]:
-        t0 = time.perf_counter()
-        activations = capture(model.preprocessing(batch.images).to(torch_device))
-        timings.forward += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rows = loce_rows(batch, activations, fitter)
-        timings.fit += time.perf_counter() - t0
-        return rows
-
+    process = loce_processor(model, fit_settings, torch_device, seed)
     return run_batches(
         dataset, model, layers, out, process,
         method="loce", settings=fit_settings.to_dict(), settings_id=fit_settings.settings_id, job=job,

@@ -22,6 +22,7 @@ import torch
 from loce.batches import LoadedBatch, iter_batches
 from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
+from loce.data.sample import Sample
 from loce.errors import InputError
 from loce.models import LoadedModel
 from loce.store import JobSpec, LoCEStore
@@ -67,10 +68,33 @@ class RunSummary:
     skips: dict[str, int] = field(default_factory=dict)
     timings: RunTimings = field(default_factory=RunTimings)
     peak_memory_mb: float = 0.0
+    iou_sum: float = 0.0
+    iou_count: int = 0
 
     def count_skip(self, status: str) -> None:
         """Count one skip row of reason ``status``."""
         self.skips[status] = self.skips.get(status, 0) + 1
+
+    def count_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Count a group's rows: vectors, skips per reason, and the IoU of fitted vectors."""
+        for row in rows:
+            if row["status"] == "ok":
+                self.vectors += 1
+                if row.get("iou") is not None:
+                    self.iou_sum, self.iou_count = self.iou_sum + row["iou"], self.iou_count + 1
+            else:
+                self.count_skip(row["status"])
+
+    def progress_postfix(self, elapsed: float) -> dict[str, str]:
+        """The progress bar's figures after ``elapsed`` seconds: images/s, vectors/s, running mean IoU."""
+        elapsed = max(elapsed, 1e-9)
+        postfix = {
+            "img/s": f"{self.images_processed / elapsed:.1f}",
+            "vec/s": f"{self.vectors / elapsed:.1f}",
+        }
+        if self.iou_count:
+            postfix["IoU"] = f"{self.iou_sum / self.iou_count:.3f}"
+        return postfix
 
     def table(self):
         """Per concept and layer over the whole job: ``n_ok``, ``n_skipped``, ``mean_iou``, ``not_converged``."""
@@ -127,6 +151,30 @@ def job_spec(
     )
 
 
+def check_run_arguments(layers: Sequence[str], batch_size: int) -> list[str]:
+    """The distinct ``layers`` in order; raises :class:`InputError` for no layers or a batch size below 1."""
+    layers = list(dict.fromkeys(layers))
+    if not layers:
+        raise InputError("no layers given; list a model's layers with `loce layers MODEL`")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    return layers
+
+
+def start_job(store: LoCEStore, spec: JobSpec, dataset: ConceptDataset) -> tuple[list[Sample], RunSummary]:
+    """Register ``spec`` in ``store`` (refusing changed settings) and list the samples not yet stored.
+
+    Returns:
+        ``(todo, summary)``: the samples to process, in dataset order, and an empty :class:`RunSummary`.
+    """
+    store.register_job(spec)
+    done = store.completed_samples(spec.name)
+    todo = [s for s in dataset if s.sample_id not in done]
+    summary = RunSummary(out=store.path, job=spec.name, method=spec.method, layers=list(spec.layers),
+                         images_total=len(dataset), images_done_before=len(dataset) - len(todo))  # fmt: skip
+    return todo, summary
+
+
 def run_batches(
     dataset: ConceptDataset,
     model: LoadedModel,
@@ -163,11 +211,7 @@ def run_batches(
         A :class:`RunSummary`.
     """
     start = time.perf_counter()
-    layers = list(dict.fromkeys(layers))
-    if not layers:
-        raise InputError("no layers given; list a model's layers with `loce layers MODEL`")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    layers = check_run_arguments(layers, batch_size)
     torch.manual_seed(seed)
     job = job or default_job_name(model.spec, method)
     out = Path(out)
@@ -176,14 +220,9 @@ def run_batches(
                     seed=seed)  # fmt: skip
 
     with LoCEStore.create(out, image_root=dataset.root) as store:
-        store.register_job(spec)
-        done = store.completed_samples(job)
-        todo = [s for s in dataset if s.sample_id not in done]
-        summary = RunSummary(out=out, job=job, method=method, layers=layers, images_total=len(dataset),
-                             images_done_before=len(dataset) - len(todo))  # fmt: skip
+        todo, summary = start_job(store, spec, dataset)
         timings = summary.timings
         bar = progress_bar(len(todo), summary.images_done_before, method, progress)
-        iou_sum, iou_n = 0.0, 0
         with LayerCapture(module, layers, layouts=layouts) as capture:
             batches = iter_batches(todo, batch_size, strict=strict)
             while True:
@@ -192,31 +231,26 @@ def run_batches(
                 timings.wait += time.perf_counter() - t0
                 if batch is None:
                     break
-                rows = process(batch, capture, timings) if batch.pairs else []
-                rows.extend(batch.skip_rows)
-                for row in rows:
-                    if row["status"] == "ok":
-                        summary.vectors += 1
-                        if row.get("iou") is not None:
-                            iou_sum, iou_n = iou_sum + row["iou"], iou_n + 1
-                    else:
-                        summary.count_skip(row["status"])
+                rows = group_rows(batch, capture, timings, process)
+                summary.count_rows(rows)
                 t0 = time.perf_counter()
                 store.append(job, rows)
                 timings.write += time.perf_counter() - t0
                 summary.images_processed += len(batch.samples)
                 if bar is not None:
-                    elapsed = max(time.perf_counter() - start, 1e-9)
-                    postfix = {
-                        "img/s": f"{summary.images_processed / elapsed:.1f}",
-                        "vec/s": f"{summary.vectors / elapsed:.1f}",
-                    }
-                    if iou_n:
-                        postfix["IoU"] = f"{iou_sum / iou_n:.3f}"
                     bar.update(len(batch.samples))
-                    bar.set_postfix(postfix, refresh=False)
+                    bar.set_postfix(summary.progress_postfix(time.perf_counter() - start), refresh=False)
         if bar is not None:
             bar.close()
     timings.total = time.perf_counter() - start
     summary.peak_memory_mb = peak_memory_mb()
     return summary
+
+
+def group_rows(
+    batch: LoadedBatch, capture: LayerCapture, timings: RunTimings, process: BatchProcessor
+) -> list[dict[str, Any]]:
+    """Every store row of one group: ``process``'s rows of its usable pairs, then the group's skip rows."""
+    rows = process(batch, capture, timings) if batch.pairs else []
+    rows.extend(batch.skip_rows)
+    return rows

@@ -30,7 +30,7 @@ from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
 from loce.errors import InputError
 from loce.models import LoadedModel
-from loce.runs import RunSummary, RunTimings, run_batches
+from loce.runs import BatchProcessor, RunSummary, RunTimings, run_batches
 
 METHODS = (*PER_SAMPLE_METHODS, "global")
 """Every baseline ``loce embed`` computes (the store's ``method`` values)."""
@@ -75,6 +75,25 @@ def _rows(batch: LoadedBatch, vectors: dict) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def baseline_processor(
+    method: str, model: LoadedModel, layers: Sequence[str], options: EmbedOptions, device: torch.device
+) -> BatchProcessor:
+    """The :data:`~loce.runs.BatchProcessor` of a per-sample baseline (``crop``, ``window``, ``masked-pool``).
+
+    Every engine builds its rows with this function (:func:`embed_run` locally, the Ray engine in each actor).
+    """
+    layers = list(layers)
+
+    def process(batch: LoadedBatch, capture: LayerCapture, timings: RunTimings) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        vectors = embed_pairs(method, batch.images, batch.pairs, layers, model.preprocessing, capture,
+                              device=device, options=options)  # fmt: skip
+        timings.forward += time.perf_counter() - t0
+        return _rows(batch, vectors)
+
+    return process
 
 
 def embed_run(
@@ -134,14 +153,7 @@ def embed_run(
     layers = resolve_layers(method, model, layers)
     method_settings = options.settings(method)
     torch_device = torch.device(device)
-
-    def process(batch: LoadedBatch, capture: LayerCapture, timings: RunTimings) -> list[dict[str, Any]]:
-        t0 = time.perf_counter()
-        vectors = embed_pairs(method, batch.images, batch.pairs, layers, model.preprocessing, capture,
-                              device=torch_device, options=options)  # fmt: skip
-        timings.forward += time.perf_counter() - t0
-        return _rows(batch, vectors)
-
+    process = baseline_processor(method, model, layers, options, torch_device)
     return run_batches(
         dataset, model, layers, out, process,
         method=method, settings=method_settings, settings_id=settings_id(method_settings), job=job,
