@@ -254,3 +254,129 @@ def test_describe_is_json_and_names_source_options_and_counts(coco):
     assert info["options"]["min_area"] == 1 and info["options"]["categories"] == ["cat", "dog"]
     assert info["pairs_per_category"] == {"cat": 2, "dog": 2} and info["num_samples"] == 2
     assert info["num_pairs"] == 4
+
+
+# ---------------------------------------------------------------- validation before decoding (issue 13, 1 and 6)
+
+
+@pytest.mark.parametrize(
+    ("counts", "problem"),
+    [
+        ("0:5", "cover 15 pixels, not 40 x 60"),  # runs stop short: pycocotools decodes uninitialised memory
+        ("05", "cover 5 pixels, not 40 x 60"),
+        ("", "cover 0 pixels"),
+        ("0P[20P[2", "cover 7200 pixels"),  # a full 40 x 60 mask's runs written three times over
+        ("0P[", "end in the middle of a run"),
+        ("0 5", "outside the RLE alphabet"),
+    ],
+)
+def test_compressed_rle_whose_runs_do_not_cover_the_image_is_a_bad_annotation(
+    coco, tmp_path, counts, problem
+):
+    def corrupt(data):
+        ann_of(data, 1, 2)["segmentation"] = {"size": [40, 60], "counts": counts}
+
+    path = variant(coco, tmp_path, corrupt)
+    ds = load_coco(path, coco.images, categories=["dog"])
+    assert [s.sample_id for s in ds] == ["7"]  # image 1's dog is left out, not decoded into garbage
+    (skip,) = ds.skips.records
+    ann_id = ann_of(coco.data, 1, 2)["id"]
+    assert skip.reason == "bad_annotation" and (skip.sample_id, skip.concept) == ("1", "dog")
+    assert f"Annotation {ann_id}" in skip.detail and "img_001.png" in skip.detail and problem in skip.detail
+    with pytest.raises(InputError, match=problem):
+        load_coco(path, coco.images, categories=["dog"], strict=True)
+
+
+def test_valid_compressed_rle_still_decodes_to_the_drawn_mask(coco, tmp_path):
+    def compress(data):
+        ann_of(data, 1, 2)["segmentation"] = rle_compressed(coco.truth["1"]["dog"])
+
+    ds = load_coco(variant(coco, tmp_path, compress), coco.images, categories=["dog"])
+    for _ in range(3):  # the same mask every time
+        np.testing.assert_array_equal(ds.by_id("1").mask("dog"), coco.truth["1"]["dog"])
+
+
+def test_image_ids_that_are_equal_as_text_are_an_error_naming_both(coco, tmp_path):
+    def twin(data):
+        data["images"].append({**data["images"][1], "id": "1", "file_name": "img_009.png"})
+
+    with pytest.raises(InputError, match=r"duplicate image id: 1 and '1' \(both become the sample id '1'\)"):
+        load_coco(variant(coco, tmp_path, twin), coco.images)
+
+
+def test_text_image_ids_are_matched_to_their_annotations(coco, tmp_path):
+    def as_text(data):
+        for entry in data["images"]:
+            entry["id"] = str(entry["id"])
+
+    ds = load_coco(variant(coco, tmp_path, as_text), coco.images)
+    assert [s.sample_id for s in ds] == ["1", "7"]
+    np.testing.assert_array_equal(ds.by_id("1").mask("cat"), coco.truth["1"]["cat"])
+
+
+def test_one_file_under_two_image_ids_is_left_out_under_both(coco, tmp_path):
+    def second_id(data):
+        data["images"].append({**data["images"][0], "id": 70})
+        data["annotations"].append({**ann_of(data, 1, 2), "id": 7000, "image_id": 70})
+
+    ds = load_coco(variant(coco, tmp_path, second_id), coco.images)
+    assert [s.sample_id for s in ds] == ["7"]
+    dupes = [r for r in ds.skips if r.reason == "duplicate_image"]
+    assert sorted(r.sample_id for r in dupes) == ["1", "70"]
+    assert all("img_001.png" in r.detail and "1, 70" in r.detail for r in dupes)
+
+
+@pytest.mark.parametrize("value", [True, False, 1.0, "1", None])
+def test_category_id_that_is_not_an_integer_is_a_bad_annotation(coco, tmp_path, value):
+    def retype(data):
+        ann_of(data, 7, 1)["category_id"] = value  # image 7's cat; true == 1 in Python, but is no category id
+
+    ds = load_coco(variant(coco, tmp_path, retype), coco.images, categories=["cat"])
+    assert [s.sample_id for s in ds] == ["1"]
+    (skip,) = [r for r in ds.skips if r.reason == "bad_annotation"]
+    assert f"category_id {value!r}" in skip.detail
+
+
+@pytest.mark.parametrize("area", [0, 0.0, -5, "big"])
+def test_area_field_is_not_trusted_the_mask_decides(coco, tmp_path, area):
+    def zero_areas(data):
+        for ann in data["annotations"]:
+            ann["area"] = area
+
+    ds = load_coco(variant(coco, tmp_path, zero_areas), coco.images)
+    assert ds.skips.counts() == {"empty_mask": 1}  # only image 12's degenerate polygon, as with true areas
+    for sid, concepts in coco.truth.items():
+        for concept, truth in concepts.items():
+            np.testing.assert_array_equal(ds.by_id(sid).mask(concept), truth)
+    used = sum(not a["iscrowd"] and a["image_id"] != 12 for a in coco.data["annotations"])  # 12: no pixels
+    assert (
+        ds.repairs.counts() == {"area_recomputed": used} and ds.describe()["repairs"] == ds.repairs.counts()
+    )
+    # min_area uses the pixel counts: image 7's cat has 400 pixels
+    assert [s.sample_id for s in load_coco(variant(coco, tmp_path, zero_areas), coco.images,
+                                           categories=["cat"], min_area=400)] == ["1", "7"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [[30, 25, -15, -14], [-5, -4, 20, 18], [5, 4, 100, 14], [5, 4, 0, 0], "x", [1, 2, 3]],
+)
+def test_bbox_outside_the_image_or_inverted_is_repaired_from_the_mask(coco, tmp_path, bbox):
+    def bad_box(data):
+        ann_of(data, 1, 1)["bbox"] = bbox  # cat_a: pixels x 5..19, y 4..17
+
+    ds = load_coco(variant(coco, tmp_path, bad_box), coco.images, categories=["cat"])
+    first = ds.by_id("1").concepts["cat"].instances[0]
+    assert first.box == (5.0, 4.0, 20.0, 18.0)
+    (repair,) = ds.repairs.records
+    assert repair.reason == "bbox_repaired" and (repair.sample_id, repair.concept) == ("1", "cat")
+    assert "img_001.png" in repair.detail and len(ds.skips) == 0
+
+
+def test_bool_height_or_width_is_a_bad_annotation(coco, tmp_path):
+    def bool_size(data):
+        data["images"][1]["height"] = True
+
+    ds = load_coco(variant(coco, tmp_path, bool_size), coco.images)
+    assert [s.sample_id for s in ds] == ["1"]
+    assert "height=True" in [r for r in ds.skips if r.reason == "bad_annotation"][0].detail

@@ -2,21 +2,28 @@
 
 One sample per image that has at least one selected category; its concept mask is the union of that category's
 instance masks (polygons, compressed or uncompressed RLE, decoded with ``pycocotools`` only when asked for).
-Sample ids are ``str(image["id"])``. Per-annotation ``"attributes"`` dicts become ``Instance.attributes``; image
-keys other than ``id``, ``file_name``, ``height`` and ``width`` become ``Sample.metadata``.
+Sample ids are ``str(image["id"])``: ids ``1`` and ``"1"`` in one file are an error (they would be one sample),
+and booleans are no ids. Per-annotation ``"attributes"`` dicts become ``Instance.attributes``; image keys other
+than ``id``, ``file_name``, ``height`` and ``width`` become ``Sample.metadata``.
 
-What is recorded in the skip log (or raised with ``strict=True``): annotations that cannot be used
-(``bad_annotation``: unknown image or category, malformed segmentation, missing height/width), images that do not
-exist (``missing_image``), RLE masks whose size differs from the image's stated size (``mask_size_mismatch``)
-and concept masks with no pixels (``empty_mask``). One unusable annotation drops its whole (image, concept)
-pair: a union without it would mark part of the object as background. Exclusions the caller asked for (crowd
-regions, masks smaller than ``min_area``, the cap per category) are not skips; they are counted in
-``describe()["exclusions"]``. A ``file_name`` escaping the image root is always an error (UnsafePathError).
+Everything is validated before anything is decoded. What is recorded in the skip log (or raised with
+``strict=True``): annotations that cannot be used (``bad_annotation``: unknown image or category, a
+``category_id`` that is no integer (``true`` is not 1), malformed segmentation (polygons with an odd number of
+coordinates or non-finite ones, RLE whose runs do not cover exactly height x width pixels: pycocotools would decode
+those into uninitialised memory), missing height/width), images that do not exist (``missing_image``), one file
+listed under several image ids (``duplicate_image``, every id: each would hold only part of the annotations), RLE
+masks whose size differs from the image's stated size (``mask_size_mismatch``) and concept masks with no pixels
+(``empty_mask``; polygons of fewer than three points enclose none). One unusable annotation drops its whole
+(image, concept) pair: a union without it would mark part of the object as background. Exclusions the caller
+asked for (crowd regions, masks smaller than ``min_area``, the cap per category) are not skips; they are counted
+in ``describe()["exclusions"]``. A ``file_name`` escaping the image root is always an error (UnsafePathError).
 
-Areas for ``min_area`` come from the annotations' ``area`` fields without decoding anything: the union of a
-concept's instances is at least the largest and at most the sum of their areas, so only the rare undecided
-cases merge the instances' run-length encodings (still without decoding the image-sized masks). A polygon's
-``area`` field is its geometric area, which can differ from its rasterised pixel count by a boundary's worth.
+The annotations' ``area`` and ``bbox`` fields are not trusted: areas are pixel counts of the masks' run-length
+encodings (polygons rasterised to RLE, nothing image-sized decoded), and a ``bbox`` that is no box inside the
+image (negative, inverted, empty, out of bounds) is replaced by the box of the mask. Both repairs are recorded in
+``dataset.repairs`` (``area_recomputed``, ``bbox_repaired``). The union of a concept's instances is at least the
+largest and at most the sum of their areas, so only the rare undecided cases of ``min_area`` merge the instances'
+encodings.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from loce.data.images import ImageRef, PathResolver, input_error
 from loce.data.sample import ConceptAnnotation, Instance, Sample
 from loce.data.skips import SkipLog
 from loce.errors import InputError
+from loce.store.rle import _decode_counts  # the one decoder of COCO's compressed counts strings
 
 _IMAGE_KEYS = ("id", "file_name", "height", "width")
 
@@ -72,13 +80,68 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _id_text(value: Any) -> str | None:
+    """An image id as the sample id it becomes (``1`` and ``"1"`` -> ``"1"``); ``None`` for anything else.
+
+    Booleans are no ids (JSON ``true`` is not the integer 1), nor are floats or empty strings.
+    """
+    if type(value) is int or (isinstance(value, str) and value.strip()):
+        return str(value)
+    return None
+
+
+def _index_images(entries: list[Any], ann_path: Path, skips: SkipLog) -> dict[str, dict[str, Any]]:
+    """Image entries by sample id (the id as text), checked for ids and files that occur twice.
+
+    Two entries whose ids become the same sample id (``1`` and ``"1"``) are an error: their annotations could
+    not be told apart. One file under several ids is left out under every id, with a ``duplicate_image`` skip:
+    each id would hold only part of the file's annotations, so each sample's masks would miss objects (merge the
+    entries into one to use the image).
+    """
+    by_id: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        sample_id = _id_text(entry.get("id")) if isinstance(entry, dict) else None
+        if sample_id is None:
+            skips.add(
+                "annotation",
+                "bad_annotation",
+                f"{ann_path}: image entry without an integer or text id: {entry!r:.200}",
+            )
+            continue
+        if sample_id in by_id:
+            first, second = by_id[sample_id]["id"], entry["id"]
+            same = "" if first == second else f" (both become the sample id {sample_id!r})"
+            raise InputError(
+                f"COCO annotation file {ann_path}: duplicate image id: {first!r} and {second!r}{same}."
+            )
+        by_id[sample_id] = entry
+    ids_of_file: dict[str, list[str]] = {}
+    for sample_id, entry in by_id.items():
+        name = entry.get("file_name")
+        if isinstance(name, str) and name.strip():
+            ids_of_file.setdefault(posixpath.normpath(name), []).append(sample_id)
+    for name, ids in ids_of_file.items():
+        if len(ids) < 2:
+            continue
+        for sample_id in ids:
+            skips.add(
+                "annotation",
+                "duplicate_image",
+                f"{ann_path}: image file {name} is listed under the image ids {', '.join(ids)}; each id would hold "
+                "only part of its annotations, so all are left out. Merge them into one image entry.",
+                sample_id=sample_id,
+            )
+            del by_id[sample_id]
+    return by_id
+
+
 def _read_categories(data: dict[str, Any], path: Path) -> list[tuple[int, str]]:
     """``(id, name)`` pairs sorted by id; duplicate ids or names are errors (the subset would be ambiguous)."""
     pairs: list[tuple[int, str]] = []
     for entry in data["categories"]:
         if (
             not isinstance(entry, dict)
-            or not isinstance(entry.get("id"), int)
+            or type(entry.get("id")) is not int
             or not isinstance(entry.get("name"), str)
         ):
             raise InputError(
@@ -121,7 +184,7 @@ def _check_segmentation(segm: Any, height: int, width: int) -> tuple[Any, float 
         return polygons, (0.0 if not polygons else None)
     if isinstance(segm, dict) and "counts" in segm and "size" in segm:
         size = segm["size"]
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int for v in size)):
             raise _BadAnnotation(f"RLE size {size!r} is not [height, width]")
         if tuple(size) != (height, width):
             raise _SizeMismatch(
@@ -129,16 +192,45 @@ def _check_segmentation(segm: Any, height: int, width: int) -> tuple[Any, float 
             )
         counts = segm["counts"]
         if isinstance(counts, list):
-            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
-                raise _BadAnnotation("uncompressed RLE counts do not sum to height x width")
+            if not all(type(c) is int and c >= 0 for c in counts):
+                raise _BadAnnotation("uncompressed RLE counts are not all non-negative integers")
+            if sum(counts) != height * width:
+                raise _BadAnnotation(
+                    f"uncompressed RLE runs cover {sum(counts)} pixels, not {height} x {width} = {height * width}"
+                )
             return segm, float(sum(counts[1::2]))
         if isinstance(counts, (str, bytes)):
-            rle = {"size": size, "counts": counts.encode() if isinstance(counts, str) else counts}
-            area = float(coco_mask.area(rle))
-            if area > height * width:
-                raise _BadAnnotation("compressed RLE counts are corrupt")
-            return rle, area
+            raw = counts.encode("utf-8") if isinstance(counts, str) else bytes(counts)
+            runs = _compressed_runs(raw, height, width)
+            return {"size": size, "counts": raw}, float(sum(runs[1::2]))
     raise _BadAnnotation(f"segmentation of type {type(segm).__name__} is neither polygons nor RLE")
+
+
+def _compressed_runs(counts: bytes, height: int, width: int) -> list[int]:
+    """The run lengths of a compressed RLE ``counts`` string, checked to cover exactly ``height x width`` pixels.
+
+    pycocotools decodes whatever it is given: runs that stop short leave the rest of its output buffer
+    uninitialised (a different mask on every decode), so the string is decoded here first (the same LEB128-like
+    code) and refused unless every run is non-negative and the runs sum to ``height * width``.
+
+    Example:
+        >>> _compressed_runs(b"0:5", 100, 100)
+        Traceback (most recent call last):
+        loce.data.coco._BadAnnotation: compressed RLE runs cover 5 pixels, not 100 x 100 = 10000
+    """
+    if any(c < 48 or c > 111 for c in counts):
+        raise _BadAnnotation("compressed RLE counts hold characters outside the RLE alphabet ('0'..'o')")
+    try:
+        runs = _decode_counts(counts)
+    except InputError:
+        raise _BadAnnotation("compressed RLE counts end in the middle of a run") from None
+    if any(r < 0 for r in runs):
+        raise _BadAnnotation("compressed RLE counts decode to a negative run length")
+    if sum(runs) != height * width:
+        raise _BadAnnotation(
+            f"compressed RLE runs cover {sum(runs)} pixels, not {height} x {width} = {height * width}"
+        )
+    return runs
 
 
 def _to_rles(segm: Any, height: int, width: int) -> list[dict[str, Any]]:
@@ -173,13 +265,18 @@ def _union_area(segms: list[Any], height: int, width: int) -> float:
     return float(coco_mask.area(coco_mask.merge(rles, intersect=False))) if rles else 0.0
 
 
-def _instance_box(
-    ann: dict[str, Any], segm: Any, height: int, width: int
-) -> tuple[float, float, float, float]:
-    bbox = ann.get("bbox")
-    if isinstance(bbox, list) and len(bbox) == 4 and _are_numbers(bbox):
-        x, y, w, h = (float(v) for v in bbox)
-        return (x, y, x + w, y + h)
+def _stated_box(bbox: Any, height: int, width: int) -> tuple[float, float, float, float] | None:
+    """A ``bbox`` field ``[x, y, w, h]`` as ``(x0, y0, x1, y1)`` when it is a box inside the image, else ``None``."""
+    if not (isinstance(bbox, list) and len(bbox) == 4 and _are_numbers(bbox)):
+        return None
+    x, y, w, h = (float(v) for v in bbox)
+    if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > width or y + h > height:
+        return None
+    return (x, y, x + w, y + h)
+
+
+def _mask_box(segm: Any, height: int, width: int) -> tuple[float, float, float, float]:
+    """The box of a segmentation's pixels (from its run-length encoding, nothing decoded)."""
     rles = _to_rles(segm, height, width)
     if not rles:
         return (0.0, 0.0, 0.0, 0.0)
@@ -233,38 +330,33 @@ def load_coco(
     name_of = {cid: name for cid, name in cat_pairs if name in set(selected)}
     known_category_ids = {cid for cid, _ in cat_pairs}
     skips = SkipLog(strict=strict)
+    repairs = SkipLog()
     exclusions = {"crowd_annotations": 0, "small_mask": 0}
 
-    images_by_id: dict[Any, dict[str, Any]] = {}
-    for entry in data["images"]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), (int, str)):
-            skips.add(
-                "annotation",
-                "bad_annotation",
-                f"{ann_path}: image entry without an integer or text id: {entry!r:.200}",
-            )
-            continue
-        if entry["id"] in images_by_id:
-            raise InputError(f"COCO annotation file {ann_path}: duplicate image id {entry['id']!r}.")
-        images_by_id[entry["id"]] = entry
+    images_by_id = _index_images(data["images"], ann_path, skips)
 
-    grouped: dict[Any, dict[str, list[dict[str, Any]]]] = {}
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for ann in data["annotations"]:
         if not isinstance(ann, dict):
             skips.add("annotation", "bad_annotation", f"{ann_path}: annotation {ann!r:.200} is not an object")
             continue
-        cid, image_id = ann.get("category_id"), ann.get("image_id")
+        cid, raw_image_id = ann.get("category_id"), ann.get("image_id")
+        image_id = _id_text(raw_image_id)
         problem = None
-        if not isinstance(cid, int) or cid not in known_category_ids:
+        if type(cid) is not int:
+            problem = f"has category_id {cid!r}, which is not an integer"
+        elif cid not in known_category_ids:
             problem = f"refers to unknown category_id {cid!r}"
-        elif not isinstance(image_id, (int, str)) or image_id not in images_by_id:
-            problem = f"refers to unknown image_id {image_id!r}"
+        elif image_id is None:
+            problem = f"has image_id {raw_image_id!r}, which is neither an integer nor a text id"
+        elif image_id not in images_by_id:
+            problem = f"refers to unknown image_id {raw_image_id!r}"
         if problem is not None:
             skips.add(
                 "annotation",
                 "bad_annotation",
                 f"{ann_path}: annotation {ann.get('id')!r} {problem}",
-                sample_id=str(image_id) if isinstance(image_id, (int, str)) else None,
+                sample_id=image_id,
             )
             continue
         if cid not in name_of:
@@ -282,7 +374,7 @@ def load_coco(
         if not by_concept:
             continue
         sample = _build_sample(
-            entry, by_concept, resolve, ann_path, skips, exclusions, min_area=min_area, order=order
+            entry, by_concept, resolve, ann_path, skips, repairs, exclusions, min_area=min_area, order=order
         )
         if sample is not None:
             samples.append(sample)
@@ -304,6 +396,7 @@ def load_coco(
         source={"annotations": str(ann_path), "images": str(image_root)},
         options=options,
         exclusions=exclusions,
+        repairs=repairs,
     )
     if max_per_category is not None:
         dataset = dataset.filter(max_per_category=max_per_category, seed=seed)
@@ -316,6 +409,7 @@ def _build_sample(
     resolve: PathResolver,
     ann_path: Path,
     skips: SkipLog,
+    repairs: SkipLog,
     exclusions: dict[str, int],
     *,
     min_area: float,
@@ -324,7 +418,7 @@ def _build_sample(
     """One image's sample, or ``None`` (with skips recorded) when nothing usable remains."""
     sample_id = str(entry["id"])
     file_name, height, width = entry.get("file_name"), entry.get("height"), entry.get("width")
-    if not isinstance(file_name, str) or not all(isinstance(v, int) and v > 0 for v in (height, width)):
+    if not isinstance(file_name, str) or not all(type(v) is int and v > 0 for v in (height, width)):
         skips.add(
             "annotation",
             "bad_annotation",
@@ -347,7 +441,15 @@ def _build_sample(
     concepts: dict[str, ConceptAnnotation] = {}
     for concept in sorted(by_concept, key=order.__getitem__):
         annotation = _build_concept(
-            concept, by_concept[concept], ref, sample_id, file_name, skips, exclusions, min_area=min_area
+            concept,
+            by_concept[concept],
+            ref,
+            sample_id,
+            file_name,
+            skips,
+            repairs,
+            exclusions,
+            min_area=min_area,
         )
         if annotation is not None:
             concepts[concept] = annotation
@@ -372,6 +474,7 @@ def _build_concept(
     sample_id: str,
     file_name: str,
     skips: SkipLog,
+    repairs: SkipLog,
     exclusions: dict[str, int],
     *,
     min_area: float,
@@ -398,16 +501,36 @@ def _build_concept(
                 **where,
             )
             return None
-        if area is None:
-            stated = ann.get("area")
-            area = float(stated) if _is_number(stated) and stated >= 0 else _union_area([segm], height, width)
+        label = f"Annotation {ann.get('id')!r} of {concept!r} in image {file_name}"
+        if area is None:  # polygons: the rasterised pixel count, never the annotation's own "area" field
+            area = _union_area([segm], height, width)
+        stated = ann.get("area")
+        if area > 0 and "area" in ann and not (_is_number(stated) and stated > 0):
+            repairs.add(
+                "annotation",
+                "area_recomputed",
+                f"{label}: its area field {stated!r} is wrong for a mask of {area:.0f} pixels; the mask's own "
+                "pixel count is used.",
+                **where,
+            )
+        box = _stated_box(ann.get("bbox"), height, width)
+        if box is None:
+            box = _mask_box(segm, height, width)
+            if "bbox" in ann and area > 0:
+                repairs.add(
+                    "annotation",
+                    "bbox_repaired",
+                    f"{label}: its bbox {ann['bbox']!r:.80} is not an [x, y, width, height] box inside the "
+                    f"{width} x {height} image; the box of its mask {box} is used.",
+                    **where,
+                )
         segms.append(segm)
         areas.append(area)
         attributes = ann.get("attributes")
         what = f"{concept!r} instance {ann.get('id')!r} in {file_name}"
         instances.append(
             Instance(
-                box=_instance_box(ann, segm, height, width),
+                box=box,
                 load_mask=partial(_load_union_mask, ref, [segm], height, width, what),
                 attributes=dict(attributes) if isinstance(attributes, dict) else {},
                 iscrowd=bool(ann.get("iscrowd", 0)),

@@ -67,6 +67,9 @@ class ConceptDataset(Sequence[Sample]):
         options: the options the loader was called with, for the run manifest.
         exclusions: counts of what the options left out on purpose (crowd regions, small masks, the cap); these
             are not skips, which record bad input.
+        repairs: annotation fields that were wrong and were replaced by what the mask says (a COCO ``bbox``
+            outside the image, an ``area`` of 0 on a non-empty polygon, grey levels of a folder mask thresholded),
+            one record each (the same record type as skips; the samples are kept).
 
     Example:
         >>> from loce.data import load_coco
@@ -88,6 +91,7 @@ class ConceptDataset(Sequence[Sample]):
         source: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
         exclusions: dict[str, int] | None = None,
+        repairs: SkipLog | None = None,
     ) -> None:
         self._samples: list[Sample] = list(samples)
         self.categories: list[str] = list(categories)
@@ -97,6 +101,7 @@ class ConceptDataset(Sequence[Sample]):
         self.source = dict(source or {})
         self.options = dict(options or {})
         self.exclusions = dict(exclusions or {})
+        self.repairs = repairs if repairs is not None else SkipLog()
         self._index: dict[str, int] | None = None
         known = set(self.categories)
         for sample in self._samples:
@@ -166,6 +171,7 @@ class ConceptDataset(Sequence[Sample]):
             "pairs_per_category": counts,
             "exclusions": dict(self.exclusions),
             "skips": self.skips.counts(),
+            "repairs": self.repairs.counts(),
         }
 
     def verify(self, decode: bool = False, progress: bool = False) -> ConceptDataset:
@@ -213,6 +219,7 @@ class ConceptDataset(Sequence[Sample]):
             source=self.source,
             options=self.options,
             exclusions=self.exclusions,
+            repairs=self.repairs,
         )
 
     def filter(
@@ -291,4 +298,5 @@ class ConceptDataset(Sequence[Sample]):
             source=self.source,
             options=options,
             exclusions=exclusions,
+            repairs=self.repairs,
         )
