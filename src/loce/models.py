@@ -28,10 +28,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from loce.checkpoints import load_weights_file
 from loce.errors import ModelSpecError
+from loce.model_identity import RANDOM_INIT, USER_MODULE, state_dict_fingerprint, weights_mismatch
 from loce.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
-__all__ = ["KNOWN_SPECS", "LoadedModel", "Preprocessing", "imagenet_class_names", "load_model"]
+__all__ = [
+    "KNOWN_SPECS",
+    "LoadedModel",
+    "Preprocessing",
+    "imagenet_class_names",
+    "load_model",
+    "load_model_from_identity",
+]
 
 KNOWN_SPECS = (
     "efficientnet-lite0",
@@ -41,6 +50,9 @@ KNOWN_SPECS = (
     "timm:NAME[@pretrained]",
     "hf:MODEL_ID_OR_DIR",
 )
+
+INIT_SEED = 0
+"""torch's seed while a spec's model is constructed: random initialisations are reproducible on one torch version."""
 
 _LITE_SIZES = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}
 
@@ -56,6 +68,12 @@ class LoadedModel:
         class_names: names of the output classes when the weights define them (ImageNet for the Lite models),
             else ``None``.
         options: the keyword options it was built with (weights, constructor arguments), for the run manifest.
+        pretrained: ``True`` for published pretrained weights, ``False`` for a random initialisation, ``None``
+            when unknown (a checkpoint file, a Hugging Face directory, a module passed from Python).
+        weights_source: where the weights came from: a weights file or URL, a checkpoint path,
+            ``"random init"`` or ``"user module"``.
+        model_kwargs: the constructor arguments (recorded so the model can be rebuilt).
+        weights_file: the checkpoint loaded over the constructed model (``--weights FILE``), if any.
 
     Example:
         >>> loaded = load_model("efficientnet-lite0")  # doctest: +SKIP
@@ -67,6 +85,10 @@ class LoadedModel:
     spec: str
     class_names: list[str] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    pretrained: bool | None = None
+    weights_source: str = USER_MODULE
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    weights_file: str | None = None
 
     @property
     def device(self) -> torch.device:
@@ -83,6 +105,29 @@ class LoadedModel:
             "num_classes": None if self.class_names is None else len(self.class_names),
         }
 
+    def identity(self) -> dict[str, Any]:
+        """What the run records about these weights (``jobs[NAME]["model_identity"]`` in the manifest).
+
+        Keys: ``spec``, ``fingerprint`` (:func:`loce.model_identity.state_dict_fingerprint`), ``pretrained``
+        (True / False / None), ``weights_source``, ``preprocessing``, and what :func:`load_model_from_identity`
+        needs to rebuild the model: ``weights`` (the weights request), ``model_kwargs``, ``weights_file``.
+
+        Example:
+            >>> loaded = load_model(torch.nn.Conv2d(3, 4, 1), preprocessing=Preprocessing(size=(8, 8)))
+            >>> loaded.identity()["weights_source"], loaded.identity()["pretrained"]
+            ('user module', None)
+        """
+        return {
+            "spec": self.spec,
+            "fingerprint": state_dict_fingerprint(self.module),
+            "pretrained": self.pretrained,
+            "weights_source": self.weights_source,
+            "preprocessing": self.preprocessing.to_dict(),
+            "weights": _jsonable(self.options.get("weights")),
+            "model_kwargs": {k: _jsonable(v) for k, v in self.model_kwargs.items()},
+            "weights_file": self.weights_file,
+        }
+
 
 def load_model(
     spec: str | nn.Module,
@@ -90,6 +135,7 @@ def load_model(
     preprocessing: Preprocessing | None = None,
     device: str = "cpu",
     weights: str | bool | None = None,
+    weights_file: str | Path | None = None,
     **model_kwargs: Any,
 ) -> LoadedModel:
     """Load a model from a spec string (or wrap a module) with its preprocessing, frozen and on ``device``.
@@ -101,11 +147,19 @@ def load_model(
         weights: pretrained weights to request: ``True`` / ``False``, or a torchvision weights enum name. ``None``
             keeps the spec's default (real weights for the Lite models, random weights for torchvision and timm
             unless the spec has an ``@`` suffix, the saved weights for ``hf:``).
+        weights_file: a checkpoint loaded (strictly) over the constructed model: a state dict saved with
+            ``torch.save(model.state_dict(), "w.pt")`` (``.pt`` / ``.pth``, read with ``weights_only=True``) or a
+            ``.safetensors`` file. The spec then only builds the architecture (random weights are not fetched).
         **model_kwargs: passed to the model constructor (``timm.create_model``, ``torchvision.models.get_model``,
             ``AutoModel.from_pretrained``, ``EfficientNet.from_name``), e.g. ``img_size=(160, 128)`` for a timm ViT.
 
     Raises:
-        ModelSpecError: unknown spec, missing extra, unknown model name, weights unavailable, device unavailable.
+        ModelSpecError: unknown spec, missing extra, unknown model name, weights unavailable, device unavailable,
+            a checkpoint that is pickled or does not match the architecture.
+
+    Warns:
+        RandomWeightsWarning: the weights are a random initialisation (``torchvision:NAME`` without ``@WEIGHTS``,
+            ``timm:NAME`` without ``@pretrained``).
 
     Example:
         >>> loaded = load_model("timm:vit_tiny_patch16_224", img_size=64)  # doctest: +SKIP
@@ -122,14 +176,137 @@ def load_model(
             )
         loaded = LoadedModel(spec, Preprocessing(), f"module:{type(spec).__qualname__}")
     elif isinstance(spec, str):
-        loaded = _resolve_spec(spec.strip(), weights, model_kwargs)
+        if weights_file is not None and weights not in (None, False):
+            raise ModelSpecError(
+                f"weights={weights!r} and the checkpoint {weights_file} both choose the weights; pass only one."
+            )
+        # Seeded, so that a random initialisation is the same network each time (a resumed run, a report).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(INIT_SEED)
+            loaded = _resolve_spec(spec.strip(), False if weights_file is not None else weights, model_kwargs)
     else:
         raise ModelSpecError(f"model spec must be a string or a torch.nn.Module, got {type(spec).__name__}.")
+    if weights_file is not None:
+        path = load_weights_file(loaded.module, weights_file)
+        loaded.pretrained, loaded.weights_source = None, f"checkpoint {path}"
+        loaded.weights_file, loaded.class_names = str(path), None
+        loaded.options["weights"] = None
     if preprocessing is not None:
         loaded.preprocessing = preprocessing
     module = loaded.module.eval().requires_grad_(False).to(torch_device)
     loaded.module = module
+    if loaded.pretrained is False:
+        warnings.warn(RandomWeightsWarning(random_weights_message(loaded.spec)), stacklevel=2)
     return loaded
+
+
+def check_input_size(model: LoadedModel, size: tuple[int, int]) -> None:
+    """Run one blank image of ``size`` (H, W) through the model; a model that refuses it fails here, in one line.
+
+    Raises:
+        ModelSpecError: the forward pass fails (e.g. a ViT with a fixed position embedding at another size).
+
+    Example:
+        >>> check_input_size(load_model("timm:vit_tiny_patch16_224"), (320, 480))  # doctest: +SKIP
+        Traceback (most recent call last):
+        loce.errors.ModelSpecError: timm:vit_tiny_patch16_224 does not accept a 320 x 480 input ...
+    """
+    dummy = torch.zeros(1, 3, int(size[0]), int(size[1]), device=model.device)
+    try:
+        with torch.no_grad():
+            model.module(dummy)
+    except Exception as exc:  # any failure of a third-party forward pass is this one refusal
+        detail = (str(exc).splitlines() or [""])[0][:160]
+        hint = (
+            " or --model-kwargs '{\"dynamic_img_size\": true}' (timm ViTs)"
+            if model.spec.startswith("timm:")
+            else ""
+        )
+        raise ModelSpecError(
+            f"{model.spec} does not accept a {size[0]} x {size[1]} input ({type(exc).__name__}: {detail}); "
+            f"use its own input size --input-size {model.preprocessing.size[0]} {model.preprocessing.size[1]}"
+            f"{hint}."
+        ) from None
+
+
+class RandomWeightsWarning(UserWarning):
+    """A model was loaded with randomly initialised weights (its LoCEs describe a random network)."""
+
+
+def random_weights_message(spec: str) -> str:
+    """The warning printed when ``spec`` loads random weights, with how to ask for pretrained ones."""
+    if spec.startswith("timm:"):
+        hint = f"use timm:{spec[5:].split('@')[0]}@pretrained or --pretrained"
+    elif spec.startswith("torchvision:"):
+        hint = f"use torchvision:{spec[12:].split('@')[0]}@DEFAULT or --pretrained"
+    else:
+        hint = "drop weights=False / --random"
+    return (
+        f"{spec} has RANDOM weights (random init): its LoCEs describe an untrained network; {hint} for "
+        "published weights, or --weights FILE for your own."
+    )
+
+
+def load_model_from_identity(identity: dict[str, Any], *, device: str = "cpu") -> LoadedModel:
+    """Reload the model a run recorded (``jobs[NAME]["model_identity"]``), refusing other weights.
+
+    The spec, weights request, constructor arguments, checkpoint file and preprocessing are taken from
+    ``identity``; when it has a ``fingerprint`` (runs since loce recorded identities), the reloaded weights must
+    hash to it. An identity of an older run may hold only ``spec`` and ``preprocessing``: the spec's default
+    weights are loaded then, unchecked.
+
+    Raises:
+        ModelSpecError: the model was an ``nn.Module`` passed from Python (it cannot be rebuilt: pass the
+            module yourself), it cannot be loaded, or what loads has another fingerprint.
+
+    Example:
+        >>> job = LoCEStore.open("RUN").jobs["loce.timm_vit"]  # doctest: +SKIP
+        >>> model = load_model_from_identity(job.model_identity or {"spec": job.model})  # doctest: +SKIP
+    """
+    spec = str(identity.get("spec") or "")
+    if not spec:
+        raise ModelSpecError("the recorded model identity has no spec; pass the model yourself.")
+    if spec.startswith("module:") or identity.get("weights_source") == USER_MODULE:
+        raise ModelSpecError(
+            f"the run's model {spec!r} was an nn.Module passed from Python and cannot be reloaded from the run; "
+            "pass the same module (model=...) yourself."
+        )
+    prep_dict = identity.get("preprocessing") or None
+    if prep_dict and prep_dict.get("resize") == "callable":
+        raise ModelSpecError(
+            f"the run's model {spec!r} used a Python preprocessing function ({prep_dict.get('callable')}), "
+            "which cannot be rebuilt from the run; pass the model with its preprocessing yourself."
+        )
+    preprocessing = Preprocessing.from_dict(prep_dict) if prep_dict else None
+    weights_file = identity.get("weights_file")
+    if weights_file and not Path(weights_file).is_file():
+        raise ModelSpecError(
+            f"the run's model {spec!r} was loaded from the checkpoint {weights_file}, which no longer exists; "
+            "restore it or pass the model yourself."
+        )
+    loaded = load_model_quietly(
+        spec,
+        preprocessing=preprocessing,
+        device=device,
+        weights=None if weights_file else identity.get("weights"),
+        weights_file=weights_file or None,
+        **dict(identity.get("model_kwargs") or {}),
+    )
+    if identity.get("fingerprint"):
+        mismatch = weights_mismatch(identity, loaded.identity(), "the run")
+        if mismatch:
+            raise ModelSpecError(
+                f"{mismatch}: the weights {spec!r} loads today are not the ones the run was fitted with; "
+                "pass the original model yourself."
+            )
+    return loaded
+
+
+def load_model_quietly(spec: str | nn.Module, **kwargs: Any) -> LoadedModel:
+    """:func:`load_model` without the :class:`RandomWeightsWarning` (for reloading a run's recorded model)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return load_model(spec, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------- spec resolvers
@@ -187,7 +364,16 @@ def _load_lite(spec: str, weights: str | bool | None, model_kwargs: dict) -> Loa
     size = int(model_kwargs.get("image_size", _LITE_SIZES[spec]))
     prep = Preprocessing(size=(size, size), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     names = imagenet_class_names() if pretrained and "num_classes" not in model_kwargs else None
-    return LoadedModel(module, prep, spec, names, {"weights": bool(pretrained), **model_kwargs})
+    return LoadedModel(
+        module,
+        prep,
+        spec,
+        names,
+        {"weights": bool(pretrained), **model_kwargs},
+        pretrained=pretrained,
+        weights_source=str(path) if pretrained else RANDOM_INIT,
+        model_kwargs=dict(model_kwargs),
+    )
 
 
 @_resolver("torchvision")
@@ -226,7 +412,17 @@ def _load_torchvision(rest: str, weights: str | bool | None, model_kwargs: dict)
     reference = chosen if chosen is not None else (enum["DEFAULT"] if enum is not None else None)
     prep = _torchvision_preprocessing(reference)
     names = list(chosen.meta["categories"]) if chosen is not None and "categories" in chosen.meta else None
-    return LoadedModel(module, prep, f"torchvision:{rest}", names, {"weights": requested, **model_kwargs})
+    source = RANDOM_INIT if chosen is None else f"torchvision {chosen} ({getattr(chosen, 'url', '')})"
+    return LoadedModel(
+        module,
+        prep,
+        f"torchvision:{rest}",
+        names,
+        {"weights": requested, **model_kwargs},
+        pretrained=chosen is not None,
+        weights_source=source,
+        model_kwargs=dict(model_kwargs),
+    )
 
 
 def _torchvision_weights_enum(tv_models: Any, name: str) -> Any:
@@ -286,7 +482,20 @@ def _load_timm(rest: str, weights: str | bool | None, model_kwargs: dict) -> Loa
         height, width = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
     prep = Preprocessing(size=(height, width), mean=tuple(config["mean"]), std=tuple(config["std"]))
     names = imagenet_class_names() if pretrained and getattr(module, "num_classes", None) == 1000 else None
-    return LoadedModel(module, prep, f"timm:{rest}", names, {"weights": pretrained, **model_kwargs})
+    source = RANDOM_INIT
+    if pretrained:
+        cfg = getattr(module, "pretrained_cfg", None) or {}
+        source = f"timm {cfg.get('hf_hub_id') or cfg.get('url') or name}"
+    return LoadedModel(
+        module,
+        prep,
+        f"timm:{rest}",
+        names,
+        {"weights": pretrained, **model_kwargs},
+        pretrained=pretrained,
+        weights_source=source,
+        model_kwargs=dict(model_kwargs),
+    )
 
 
 @_resolver("hf")
@@ -311,8 +520,16 @@ def _load_hf(rest: str, weights: str | bool | None, model_kwargs: dict) -> Loade
     labels = getattr(getattr(module, "config", None), "id2label", None) or {}
     names = [labels[i] for i in sorted(labels)]
     generic = all(re.fullmatch(r"LABEL_\d+", str(n)) for n in names)
+    local = Path(rest).exists()
     return LoadedModel(
-        module, prep, f"hf:{rest}", None if generic or not names else names, dict(model_kwargs)
+        module,
+        prep,
+        f"hf:{rest}",
+        None if generic or not names else names,
+        dict(model_kwargs),
+        pretrained=None if local else True,  # a local directory may hold any weights (fine-tuned, random)
+        weights_source=f"hf directory {Path(rest).resolve()}" if local else f"hf hub {rest}",
+        model_kwargs=dict(model_kwargs),
     )
 
 

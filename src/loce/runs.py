@@ -55,6 +55,7 @@ class RunSummary:
         images_processed: images processed by this call; ``vectors``: embeddings written by this call.
         skips: skip rows written by this call, per reason.
         timings: :class:`RunTimings`; ``peak_memory_mb``: the process's peak resident memory.
+        model_identity: the job's recorded model identity (:meth:`loce.models.LoadedModel.identity`).
     """
 
     out: Path
@@ -70,6 +71,7 @@ class RunSummary:
     peak_memory_mb: float = 0.0
     iou_sum: float = 0.0
     iou_count: int = 0
+    model_identity: dict[str, Any] = field(default_factory=dict)
 
     def count_skip(self, status: str) -> None:
         """Count one skip row of reason ``status``."""
@@ -148,6 +150,7 @@ def job_spec(
         settings_id=settings_id,
         dataset=dataset.describe(),
         seed=seed,
+        model_identity=model.identity(),
     )
 
 
@@ -171,7 +174,8 @@ def start_job(store: LoCEStore, spec: JobSpec, dataset: ConceptDataset) -> tuple
     done = store.completed_samples(spec.name)
     todo = [s for s in dataset if s.sample_id not in done]
     summary = RunSummary(out=store.path, job=spec.name, method=spec.method, layers=list(spec.layers),
-                         images_total=len(dataset), images_done_before=len(dataset) - len(todo))  # fmt: skip
+                         images_total=len(dataset), images_done_before=len(dataset) - len(todo),
+                         model_identity=spec.model_identity)  # fmt: skip
     return todo, summary
 
 

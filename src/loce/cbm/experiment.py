@@ -131,7 +131,7 @@ def train_on_scenes(
         "classes": labels.classes,
         "in_channels": int(features.shape[1]),
         "grid": [int(features.shape[2]), int(features.shape[3])],
-        "backbone": {"spec": model.spec, "preprocessing": model.preprocessing.to_dict()},
+        "backbone": model.identity(),  # spec, preprocessing, weights fingerprint: reloaded by identity
         "layer": layer,
         "scenes": str(Path(scenes).resolve()),
         "split": {"test_fraction": test_fraction, "seed": split_seed, "train": train_ids, "test": test_ids},
@@ -227,17 +227,14 @@ def compare_models(
     items, samples = _items(dataset.by_id, test_ids, concepts)
     cache_dir = Path(cache or first.get("feature_cache") or Path(saved[0].path) / "features")
     features_cache = FeatureCache(cache_dir)
-    backbones: dict[tuple, LoadedModel] = {}
+    backbones: dict[str, LoadedModel] = {}
 
-    def features_of(spec: str, preprocessing: dict, layer: str) -> np.ndarray:
-        from loce.models import load_model
-        from loce.preprocessing import Preprocessing
+    def features_of(identity: dict, layer: str) -> np.ndarray:
+        from loce.models import load_model_from_identity
 
-        key = (spec, json.dumps(preprocessing, sort_keys=True))
+        key = json.dumps(identity, sort_keys=True)
         if key not in backbones:
-            backbones[key] = load_model(
-                spec, preprocessing=Preprocessing.from_dict(preprocessing), device=device
-            )
+            backbones[key] = load_model_from_identity(identity, device=device)
         feats = features_cache.features(
             backbones[key], dataset, layer, batch_size=batch_size, progress=progress
         )
@@ -247,7 +244,7 @@ def compare_models(
     per_map, table, maps_of, notes = [], [], {}, []
     for s, name in zip(saved, names):
         info = s.info
-        feats = features_of(info["backbone"]["spec"], info["backbone"]["preprocessing"], info["layer"])
+        feats = features_of(info["backbone"], info["layer"])
         preds = predict(s.model, feats)
         frame = localize_maps(preds.logit_maps, items)
         frame.insert(0, "method", name)

@@ -97,13 +97,15 @@ def load_dataset_from_args(args: argparse.Namespace):
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, layers_required: bool = True) -> None:
-    """Options choosing the model, its layers and where it runs."""
+    """Options choosing the model, its weights, its layers and where it runs."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
         required=True,
-        help="model spec: efficientnet-lite0|1|2, torchvision:NAME, timm:NAME, hf:ID_OR_DIR",
+        help="model spec: efficientnet-lite0|1|2, torchvision:NAME, timm:NAME, hf:ID_OR_DIR, "
+        "py:MODULE:FUNCTION or py:FILE.py:FUNCTION (docs/MODELS.md)",
     )
+    add_weights_options(group)
     group.add_argument(
         "--layers", required=layers_required, help="comma-separated layer names (see `loce layers MODEL`)"
     )
@@ -117,15 +119,89 @@ def add_model_options(parser: argparse.ArgumentParser, *, layers_required: bool 
     group.add_argument("--seed", type=int, default=0, help="seed of every random step (recorded in the run)")
 
 
+def add_weights_options(group) -> None:
+    """``--weights FILE``, ``--pretrained`` / ``--random`` and ``--model-kwargs JSON``."""
+    group.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="a state dict (.pt/.pth saved with torch.save(model.state_dict()), or .safetensors) loaded "
+        "strictly over the spec's architecture",
+    )
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--pretrained",
+        dest="weights_choice",
+        action="store_const",
+        const="pretrained",
+        help="published pretrained weights of a torchvision / timm / Lite spec (must be cached when offline)",
+    )
+    choice.add_argument(
+        "--random",
+        dest="weights_choice",
+        action="store_const",
+        const="random",
+        help="random initialisation (said loudly in the output, the run and the report)",
+    )
+    group.add_argument(
+        "--model-kwargs",
+        metavar="JSON",
+        help='constructor arguments as a JSON object, e.g. \'{"num_classes": 10, "dynamic_img_size": true}\'',
+    )
+
+
+def parse_model_kwargs(text: str | None) -> dict:
+    """The ``--model-kwargs`` JSON object as a dict (``{}`` when not given).
+
+    Raises:
+        InputError: not valid JSON, or not a JSON object.
+    """
+    import json
+
+    from loce.errors import InputError
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--model-kwargs {text!r} is not valid JSON ({exc}); pass an object such as "
+                         '\'{"num_classes": 10}\'') from None  # fmt: skip
+    if not isinstance(value, dict):
+        raise InputError(
+            f"--model-kwargs must be a JSON object of constructor arguments, got {type(value).__name__} {text!r}"
+        )
+    return value
+
+
 def load_model_from_args(args: argparse.Namespace):
-    """Load the :class:`~loce.models.LoadedModel` the model options describe."""
-    from loce.models import load_model
+    """Load the :class:`~loce.models.LoadedModel` the model options describe.
 
-    model = load_model(args.model, device=args.device)
+    A random initialisation is announced on stderr (one ``loce: warning:`` line); an ``--input-size`` the model
+    does not accept fails here, as one line, before anything is written.
+    """
+    import warnings
+    from dataclasses import replace
+
+    from loce.models import RandomWeightsWarning, check_input_size, load_model
+
+    weights = {None: None, "pretrained": True, "random": False}[getattr(args, "weights_choice", None)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RandomWeightsWarning)
+        model = load_model(
+            args.model,
+            device=args.device,
+            weights=weights,
+            weights_file=getattr(args, "weights", None),
+            **parse_model_kwargs(getattr(args, "model_kwargs", None)),
+        )
+    for warning in caught:
+        if issubclass(warning.category, RandomWeightsWarning):
+            print(f"loce: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if args.input_size:
-        from dataclasses import replace
-
         model.preprocessing = replace(model.preprocessing, size=tuple(args.input_size))
+        check_input_size(model, tuple(args.input_size))
     return model
 
 
@@ -144,8 +220,13 @@ def print_run_summary(summary, dataset=None, file=None) -> None:
         dataset: the run's dataset, whose annotation-time skips are counted too.
         file: where to print (default stdout).
     """
+    from loce.models import random_weights_message
+
     file = file or sys.stdout
     t = summary.timings
+    identity = getattr(summary, "model_identity", None) or {}
+    if identity.get("pretrained") is False:
+        print(f"\nWARNING: {random_weights_message(identity.get('spec', 'the model'))}", file=file)
     what = "LoCEs" if summary.method == "loce" else f"{summary.method} vectors"
     print(
         f"\n{summary.images_processed} images processed ({summary.images_done_before} already stored), "

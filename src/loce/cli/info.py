@@ -28,6 +28,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from loce.model_identity import describe_weights
     from loce.store import LoCEStore
 
     store = LoCEStore.open(args.run)
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             f"job {job.name}: method {job.method}, model {job.model}, layers {', '.join(job.layers)}"
             + (f", settings {job.settings_id}" if job.settings_id else "")
         )
+        print(f"  model weights: {describe_weights(job.model_identity)}")
     summary = store.summary()
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

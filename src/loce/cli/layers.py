@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from loce.capture import LayerInfo, list_layers
-from loce.cli.common import add_command
-from loce.models import KNOWN_SPECS, load_model
+from loce.cli.common import add_command, add_weights_options, load_model_from_args
+from loce.models import KNOWN_SPECS
 
 EXAMPLES = """\
   loce layers efficientnet-lite0                     # real ImageNet weights, 224 x 224
@@ -46,12 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--all", action="store_true", help="list every module, also leaves and non-map outputs"
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
+    add_weights_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """List the layers of ``args.model``."""
-    loaded = load_model(args.model, device=args.device)
+    loaded = load_model_from_args(args)
     size = tuple(args.input_size) if args.input_size else loaded.preprocessing.size
     infos = list_layers(loaded, size)
     if not args.all:

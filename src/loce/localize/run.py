@@ -140,8 +140,7 @@ def localize_run(
         >>> res = localize_run("RUN", ["mug", "duck"], test)  # doctest: +SKIP
         >>> res.summary[["concept", "layer", "kind", "alignment_error"]]  # doctest: +SKIP
     """
-    from loce.models import load_model
-    from loce.preprocessing import Preprocessing
+    from loce.models import load_model_from_identity
 
     store = LoCEStore.open(run)
     spec = run_job(store, layers, job)
@@ -166,9 +165,8 @@ def localize_run(
             raise InputError(
                 f"the run's model {spec.model!r} was passed from Python and cannot be reloaded; pass model=..."
             )
-        model = load_model(
-            spec.model, preprocessing=Preprocessing.from_dict(spec.preprocessing), device=device
-        )
+        identity = spec.model_identity or {"spec": spec.model, "preprocessing": spec.preprocessing}
+        model = load_model_from_identity(identity, device=device)
     result = localize_samples(
         model,
         vectors,

@@ -100,8 +100,7 @@ class LoceProjector:
         return self._models[model]
 
     def _load(self, model: str, layer: str) -> tuple[LoadedModel | None, str]:
-        from loce.models import load_model
-        from loce.preprocessing import Preprocessing
+        from loce.models import load_model_from_identity
 
         specs = [s for s in self.store.jobs.values() if s.method == "loce" and s.model == model]
         spec = next((s for s in specs if layer in s.layers), specs[0] if specs else None)
@@ -109,9 +108,9 @@ class LoceProjector:
             return None, f"the run's manifest has no LoCE job of model {model!r}"
         if spec.model.startswith("module:"):
             return None, f"the model {spec.model!r} was passed from Python and cannot be reloaded"
+        identity = spec.model_identity or {"spec": spec.model, "preprocessing": spec.preprocessing}
         try:
-            preprocessing = Preprocessing.from_dict(spec.preprocessing) if spec.preprocessing else None
-            return load_model(spec.model, preprocessing=preprocessing, device=self.device), ""
+            return load_model_from_identity(identity, device=self.device), ""
         except (LoceError, ImportError, OSError, RuntimeError, ValueError) as exc:
             return None, f"the model {spec.model!r} could not be loaded offline ({str(exc).splitlines()[0]})"
 

@@ -99,6 +99,10 @@ class JobSpec:
         settings_id: short id of ``fit_settings`` (stored in every row).
         dataset: the dataset description (``ConceptDataset.describe()``).
         seed: the seed of every random step of the job.
+        model_identity: the model's identity (:meth:`loce.models.LoadedModel.identity`: spec, weights fingerprint,
+            pretrained, weights source, preprocessing); empty in runs written before it was recorded. A job whose
+            recorded fingerprint differs from the model's is refused (:meth:`weights_mismatch`); an empty one
+            resumes as before.
 
     Example:
         >>> JobSpec("lite0", model="efficientnet-lite0", layers=["_blocks.10"], settings_id="paper-1a2b").layers
@@ -114,11 +118,12 @@ class JobSpec:
     settings_id: str | None = None
     dataset: dict[str, Any] = field(default_factory=dict)
     seed: int | None = 0
+    model_identity: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         layers = (self.layers,) if isinstance(self.layers, str) else tuple(str(x) for x in self.layers)
         object.__setattr__(self, "layers", layers)
-        for name in ("preprocessing", "fit_settings", "dataset"):
+        for name in ("preprocessing", "fit_settings", "dataset", "model_identity"):
             object.__setattr__(self, name, to_json_value(dict(getattr(self, name) or {}), name))
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +138,7 @@ class JobSpec:
             "settings_id": self.settings_id,
             "dataset": self.dataset,
             "seed": self.seed,
+            "model_identity": self.model_identity,
         }
 
     @classmethod
@@ -140,6 +146,16 @@ class JobSpec:
         """Rebuild a spec from its manifest entry (extra keys such as ``registered_at`` are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    def weights_mismatch(self, other: JobSpec, run: str | Path) -> str | None:
+        """The refusal when ``other`` (requested) has other weights than ``self`` (on disk), else ``None``.
+
+        Jobs without a recorded fingerprint (older runs) accept any weights.
+        """
+        from loce.model_identity import weights_mismatch
+
+        mismatch = weights_mismatch(self.model_identity, other.model_identity, f"{run} (job {self.name})")
+        return None if mismatch is None else f"{mismatch}; use another --job or --out"
 
     def differences(self, other: JobSpec) -> list[str]:
         """Sentences naming every field that differs between ``self`` (on disk) and ``other`` (requested)."""

@@ -229,7 +229,11 @@ class LoCEStore:
             self._set_image_root(image_root)
         existing = self.manifest.job(spec.name)
         if existing is not None:
+            mismatch = existing.weights_mismatch(spec, self.path)
             differences = existing.differences(spec)
+            if mismatch:
+                also = f" (it also differs in: {'; '.join(differences)})" if differences else ""
+                raise StoreError(mismatch + also)
             if differences:
                 raise StoreError(
                     f"job {spec.name!r} in {self.path} was run with other settings ("
