@@ -10,6 +10,8 @@ analysis returns a dataclass with arrays and a ``to_frame()`` (pandas); nothing 
 - :func:`find_outliers`: summed cosine distance, LOF, IsolationForest;
 - :func:`knn`, :func:`retrieval_scores`: exact k-NN, precision@k (the paper's "mAP@k") and true mAP;
 - :func:`compare`: any of them side by side across models and layers;
+- :func:`analysis_dir`, :func:`read_table`, :func:`read_summary`: where ``loce analyze`` writes per protocol
+  (``RUN/analysis/``, ``RUN/analysis_paper/``) and reading it back with clear errors;
 - :func:`read_figure_data`: what ``loce analyze`` stored per (model, layer) for the figures (2-D map, mixtures,
   dendrogram, neighbours...; layout in ``docs/ANALYSIS.md``).
 
@@ -29,7 +31,13 @@ from loce.analysis.figure_files import list_figure_data, read_figure_data, write
 from loce.analysis.gmm import GMMResult, MixtureFit, fit_gmms
 from loce.analysis.inputs import drop_small_concepts, stratified_subsample
 from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
-from loce.analysis.outliers import OutlierResult, find_outliers, summed_cosine_distance
+from loce.analysis.outliers import (
+    OutlierResult,
+    find_outliers,
+    isolation_forest_stability,
+    summed_cosine_distance,
+)
+from loce.analysis.output import PROTOCOLS, AtomicOutput, analysis_dir, read_summary, read_table
 from loce.analysis.purity import PurityResult, concept_purity, linkage_matrix
 from loce.analysis.reduce import Reducer, fit_reducer
 from loce.analysis.retrieval import DEFAULT_KS, KnnResult, RetrievalResult, knn, retrieval_scores
@@ -38,6 +46,12 @@ from loce.analysis.subconcepts import SubConcepts, find_subconcepts
 
 __all__ = [
     "ANALYSES",
+    "PROTOCOLS",
+    "AtomicOutput",
+    "analysis_dir",
+    "isolation_forest_stability",
+    "read_summary",
+    "read_table",
     "DEFAULT_KS",
     "AnalysisError",
     "ConceptSeparation",

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from loce.analysis.errors import AnalysisError
 from loce.analysis.figure_data import FigureData
+from loce.analysis.output import read_table
 
 FIGURE_DATA_FORMAT = "loce-figure-data"
 FIGURE_DATA_VERSION = 1
@@ -103,11 +103,11 @@ def read_figure_data(directory: str | Path) -> FigureData:
             f"version {info.get('version')}); run `loce analyze` with this version."
         )
     tables = {
-        attribute: pd.read_parquet(directory / name) if (directory / name).is_file() else None
+        attribute: read_table(directory / name) if (directory / name).is_file() else None
         for attribute, name in TABLES.items()
     }
     arrays = {
-        attribute: np.load(directory / name, allow_pickle=False) if (directory / name).is_file() else None
+        attribute: _load_array(directory / name) if (directory / name).is_file() else None
         for attribute, name in ARRAYS.items()
     }
     if tables["loces"] is None or tables["neighbours"] is None:
@@ -123,6 +123,13 @@ def read_figure_data(directory: str | Path) -> FigureData:
         info=info,
         notes=notes,
     )
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise AnalysisError(f"{path} is damaged or unreadable ({exc}); run `loce analyze` again.") from None
 
 
 def list_figure_data(analysis_dir: str | Path) -> list[tuple[str, str, Path]]:

@@ -153,6 +153,9 @@ def concept_purity(
     min_purity: float = 0.8,
     ids: Sequence | None = None,
     max_samples: int = DEFAULT_MAX_SAMPLES,
+    max_size: int | None = None,
+    weights: Sequence[float] | None = None,
+    condensed: np.ndarray | None = None,
 ) -> PurityResult:
     """Purity of the adaptive top-down cut of a hierarchical clustering of the LoCEs.
 
@@ -166,6 +169,12 @@ def concept_purity(
         ids: optional N sample ids, carried into :meth:`PurityResult.members_frame`.
         max_samples: the clustering needs N^2 / 2 distances in memory; larger sets raise
             :class:`TooManySamplesError` (subsample with :func:`loce.analysis.stratified_subsample`).
+        max_size: stop at a node with at most this many LoCEs instead of ``max_share * N`` (the publication's
+            ``group_size``, taken from all loaded LoCEs while the clustering runs on a sample).
+        weights: N multiplicities (a bootstrap resample's distinct LoCEs); sizes, shares and the purity count
+            them. Default: 1 each.
+        condensed: precomputed condensed Euclidean distances of ``X`` (``ward`` with ``metric="euclidean"``
+            only), to cluster many subsets of one set without recomputing them.
 
     Example:
         >>> X = np.array([[0.0, 0], [0, 0.1], [5, 5], [5, 5.1]])
@@ -186,9 +195,21 @@ def concept_purity(
     if not 0 < max_share <= 1 or not 0 < min_purity <= 1:
         raise AnalysisError(f"max_share and min_purity must be in (0, 1], got {max_share} and {min_purity}.")
     index = ConceptIndex.from_labels(labels)
-    Z = linkage_matrix(X, linkage, metric)
+    if condensed is not None:
+        if linkage != "ward" or metric != "euclidean":
+            raise AnalysisError("precomputed distances are supported for ward + euclidean only.")
+        from scipy.cluster import hierarchy
+
+        Z = hierarchy.linkage(np.asarray(condensed, dtype=np.float64), method="ward")
+    else:
+        Z = linkage_matrix(X, linkage, metric)
+    w = np.ones(n, dtype=np.int64) if weights is None else np.asarray(weights).astype(np.int64)
+    if w.shape != (n,) or (w < 1).any():
+        raise AnalysisError(f"weights must be {n} positive integers (multiplicities of the LoCEs).")
+    total = int(w.sum())
+    limit = max_share * total if max_size is None else float(max_size)
     counts = np.zeros((2 * n - 1, index.n_concepts), dtype=np.int64)
-    counts[np.arange(n), index.codes] = 1
+    counts[np.arange(n), index.codes] = w
     children = Z[:, :2].astype(np.int64)
     for t in range(n - 1):
         counts[n + t] = counts[children[t, 0]] + counts[children[t, 1]]
@@ -198,7 +219,7 @@ def concept_purity(
         node = stack.pop()
         size = counts[node].sum()
         pure = counts[node].max() >= min_purity * size - 1e-9
-        if pure or size <= max_share * n + 1e-9:
+        if pure or size <= limit + 1e-9:
             clusters.append(node)
             reasons.append("pure" if pure else "size")
         else:
@@ -214,7 +235,7 @@ def concept_purity(
                 pending.extend(children[current - n])
     contingency = counts[np.array(clusters, dtype=np.int64)]
     return PurityResult(
-        purity=float(contingency.max(axis=1).sum() / n),
+        purity=float(contingency.max(axis=1).sum() / total),
         n_clusters=len(clusters),
         assignment=assignment,
         concepts=index.concepts,

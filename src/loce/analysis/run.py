@@ -15,31 +15,41 @@ analyses per (model, layer) and writes ``RUN/analysis/``:
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from loce.analysis.distances import METRICS
 from loce.analysis.errors import AnalysisError
 from loce.analysis.figure_data import MAP_METHODS, build_figure_data
 from loce.analysis.figure_files import write_figure_data
 from loce.analysis.gmm import fit_gmms
 from loce.analysis.inputs import ConceptIndex, stratified_subsample
+from loce.analysis.intervals import ImageBootstrap, centred_interval, percentile_interval
 from loce.analysis.neighbours import scan_neighbourhoods
-from loce.analysis.outliers import find_outliers
+from loce.analysis.outliers import find_outliers, isolation_forest_stability
+from loce.analysis.output import (
+    ANALYSIS_FORMAT,
+    SUMMARY_FILE,
+    AtomicOutput,
+    analysis_dir,
+    check_protocol,
+    write_table,
+)
 from loce.analysis.purity import DEFAULT_MAX_SAMPLES, concept_purity
+from loce.analysis.resampled import analyse_resample, mean_off_diagonal, pairwise_distances
 from loce.analysis.retrieval import DEFAULT_KS, RetrievalResult
-from loce.analysis.separation import ConceptSeparation, confused_pairs
+from loce.analysis.separation import ConceptSeparation, confused_pairs, scan_dtype
 from loce.analysis.subconcepts import METHODS as SUBCONCEPT_METHODS
 from loce.analysis.subconcepts import find_subconcepts
 from loce.errors import LoceError
 
 RUN_ANALYSES = ("retrieval", "separation", "confusion", "purity", "outliers", "gmm", "subconcepts")
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
 FIGURE_DATA_DIR = "layers"
 
 
@@ -58,6 +68,8 @@ class AnalysisSettings:
 
     analyses: tuple[str, ...] = RUN_ANALYSES
     metric: str = "cosine"
+    separation_metric: str | None = None
+    retrieval_metric: str | None = None
     ks: tuple[int, ...] = DEFAULT_KS
     average_precision: bool = True
     min_per_concept: int = 2
@@ -71,8 +83,33 @@ class AnalysisSettings:
     map_method: str = "umap"
     map_points: int = 3000
     neighbours: int = 10
+    bootstrap: int = 200
+    bootstrap_max_loces: int = 4000
+    seeds: int = 50
+    map_seeds: int = 5
+    per_concept: int = 100
+    subconcept_distance: float | None = None
+
+    @property
+    def separation_distance(self) -> str:
+        """Metric of separation and overlap (``separation_metric``, else ``metric``)."""
+        return self.separation_metric or self.metric
+
+    @property
+    def retrieval_distance(self) -> str:
+        """Metric of retrieval (``retrieval_metric``, else ``metric``)."""
+        return self.retrieval_metric or self.metric
 
     def __post_init__(self) -> None:
+        for name in ("metric", "separation_metric", "retrieval_metric"):
+            value = getattr(self, name)
+            if value is not None and value not in METRICS:
+                raise AnalysisError(f"unknown {name} {value!r}; use {', '.join(METRICS)}.")
+        if self.bootstrap < 0 or self.seeds < 1 or self.map_seeds < 0 or self.per_concept < 2:
+            raise AnalysisError(
+                "bootstrap must be >= 0 resamples, seeds >= 1, map_seeds >= 0 and per_concept >= 2; got "
+                f"{self.bootstrap}, {self.seeds}, {self.map_seeds}, {self.per_concept}."
+            )
         unknown = sorted(set(self.analyses) - set(RUN_ANALYSES))
         if unknown:
             raise AnalysisError(f"unknown analyses {unknown}; choose from {', '.join(RUN_ANALYSES)}.")
@@ -86,7 +123,12 @@ class AnalysisSettings:
 
 @dataclass
 class LayerAnalysis:
-    """Results of the analyses of one (model, layer): tables, headline numbers and what was left out."""
+    """Results of the analyses of one (model, layer): tables, headline numbers and what was left out.
+
+    ``headline`` holds, after each number ``M`` that has an interval, ``M_ci_low`` and ``M_ci_high``;
+    ``interval`` says what the interval is, ``protocol`` which protocol produced the numbers, ``zero_vectors``
+    how many all-zero LoCEs (failed fits) were left out.
+    """
 
     model: str
     layer: str
@@ -100,6 +142,47 @@ class LayerAnalysis:
     details: dict[str, object] = field(default_factory=dict, repr=False)
     """The analyses' result objects (``kept`` rows, ``scan``, ``retrieval``, ``purity`` with ``purity_rows``,
     ``outliers``, ``subconcepts``), for :func:`loce.analysis.figure_data.build_figure_data`."""
+    protocol: str = "default"
+    interval: str = ""
+    zero_vectors: int = 0
+    concepts: list[str] = field(default_factory=list)
+
+
+def with_intervals(
+    headline: dict[str, object], intervals: dict[str, tuple[float, float]]
+) -> dict[str, object]:
+    """``headline`` with ``M_ci_low``, ``M_ci_high`` inserted after every number ``M`` that has an interval.
+
+    Example:
+        >>> with_intervals({"purity": 0.5}, {"purity": (0.4, 0.6)})
+        {'purity': 0.5, 'purity_ci_low': 0.4, 'purity_ci_high': 0.6}
+    """
+    out: dict[str, object] = {}
+    for key, value in headline.items():
+        out[key] = value
+        if key in intervals:
+            out[f"{key}_ci_low"], out[f"{key}_ci_high"] = intervals[key]
+    return out
+
+
+def keep_rows(
+    X: np.ndarray, labels: np.ndarray, min_per_concept: int
+) -> tuple[np.ndarray, int, dict[str, int]]:
+    """Rows the analyses use: not all-zero (a failed fit) and of a concept with at least ``min_per_concept``.
+
+    Returns ``(keep mask, number of zero vectors, {dropped concept: count})``.
+
+    Example:
+        >>> keep, zeros, dropped = keep_rows(np.array([[1.0], [0.0], [2.0]]), np.array(["a", "a", "b"]), 1)
+        >>> keep.tolist(), zeros, dropped
+        ([True, False, True], 1, {})
+    """
+    nonzero = np.asarray(X).any(axis=1)
+    index = ConceptIndex.from_labels(labels[nonzero])
+    small = index.counts < min_per_concept
+    dropped = dict(zip(index.concepts[small].tolist(), index.counts[small].tolist()))
+    keep = nonzero & ~np.isin(labels, index.concepts[small])
+    return keep, int((~nonzero).sum()), dropped
 
 
 def analyze_vectors(
@@ -110,15 +193,20 @@ def analyze_vectors(
     model: str = "",
     layer: str = "",
 ) -> LayerAnalysis:
-    """Run the selected analyses on one set of LoCEs (one model and layer); pure, no files."""
+    """Run the selected analyses on one set of LoCEs (one model and layer); pure, no files.
+
+    All-zero LoCEs (failed fits) are left out and counted (``zero_vectors``); with ``settings.bootstrap`` > 0
+    every headline number gets a 95% bootstrap interval over images (``ids``).
+    """
     labels = np.asarray(labels).astype(str)
-    index = ConceptIndex.from_labels(labels)
-    small = index.counts < settings.min_per_concept
-    dropped = dict(zip(index.concepts[small].tolist(), index.counts[small].tolist()))
-    keep = ~small[index.codes]
+    keep, zeros, dropped = keep_rows(np.asarray(X), labels, settings.min_per_concept)
     X, labels, ids = X[keep], labels[keep], np.asarray(ids)[keep]
-    result = LayerAnalysis(model, layer, int(len(labels)), int(len(set(labels.tolist()))), dropped, {})
+    index = ConceptIndex.from_labels(labels)
+    result = LayerAnalysis(model, layer, int(len(labels)), index.n_concepts, dropped, {}, zero_vectors=zeros)
+    result.concepts = index.concepts.tolist()
     result.details["kept"] = np.flatnonzero(keep)
+    if zeros:
+        result.notes.append(f"left out {zeros} all-zero LoCEs (failed fits)")
     if dropped:
         result.notes.append(f"dropped concepts with fewer than {settings.min_per_concept} LoCEs: {dropped}")
     if result.n_loces < 3:
@@ -132,43 +220,50 @@ def analyze_vectors(
         clock = time.perf_counter()
 
     several = result.n_concepts >= 2
-    separation = purity = None
+    separation = purity = retrieval = None
     ks = tuple(k for k in settings.ks if k <= result.n_loces - 1)
     if len(ks) < len(settings.ks):
         result.notes.append(f"precision@k only for k <= {result.n_loces - 1} (the number of other LoCEs)")
-    want_scan = ("retrieval" in chosen and ks) or (several and chosen & {"separation", "confusion"})
-    if want_scan:
+    want_retrieval = "retrieval" in chosen and bool(ks)
+    want_separation = several and bool(chosen & {"separation", "confusion"})
+    same_metric = settings.separation_distance == settings.retrieval_distance
+    scans = []
+    if want_retrieval:
+        scans.append(("retrieval", settings.retrieval_distance, want_separation and same_metric))
+    if want_separation and not (want_retrieval and same_metric):
+        scans.append(("separation", settings.separation_distance, True))
+    for purpose, metric, extremes in scans:
         scan = scan_neighbourhoods(
             X,
             labels,
-            metric=settings.metric,
-            extremes=several and bool(chosen & {"separation", "confusion"}),
-            k=max(ks) if "retrieval" in chosen and ks else 0,
-            average_precision=settings.average_precision and "retrieval" in chosen,
+            metric=metric,
+            extremes=extremes,
+            k=max(ks) if purpose == "retrieval" else 0,
+            average_precision=settings.average_precision and purpose == "retrieval",
+            dtype=scan_dtype(metric) if extremes else np.float32,
             progress=settings.progress,
         )
-        result.details["scan"] = scan
-        lap("neighbourhood_pass")
-        if "retrieval" in chosen and ks:
+        if purpose == "retrieval":
+            result.details["scan"] = scan
             retrieval = RetrievalResult.from_scan(scan, ks)
             result.details["retrieval"] = retrieval
             result.tables["retrieval"] = retrieval.to_frame()
             result.headline.update({f"precision_at_{k}": retrieval.precision_at(k) for k in ks})
             if retrieval.average_precision is not None:
                 result.headline["mean_average_precision"] = retrieval.mean_average_precision
-        if scan.nearest is not None:
+        if extremes:
             separation = ConceptSeparation.from_scan(scan)
-            off = ~np.eye(separation.concepts.size, dtype=bool)
             result.tables["separation"] = separation.to_frame()
             result.headline.update(
-                mean_separation=float(separation.separation[off].mean()),
+                mean_separation=mean_off_diagonal(separation.separation),
                 touching_pairs=int(
                     (separation.separation[np.triu_indices(separation.concepts.size, 1)] == 0).sum()
                 ),
-                mean_overlap=float(separation.overlap[off].mean()),
+                mean_overlap=mean_off_diagonal(separation.overlap),
             )
+    if scans:
         lap("retrieval_separation")
-    elif chosen & {"separation", "confusion"}:
+    if chosen & {"separation", "confusion"} and not several:
         result.notes.append("separation and confusion need at least 2 concepts")
     if chosen & {"purity", "confusion"}:
         subset = np.arange(result.n_loces)
@@ -180,16 +275,21 @@ def analyze_vectors(
         result.tables["purity_clusters"] = purity.to_frame()
         result.headline.update(purity=purity.purity, n_clusters=purity.n_clusters)
         lap("purity")
+    pairs = None
     if "confusion" in chosen and separation is not None:
         pairs = confused_pairs(separation, purity)
         result.tables["confused_pairs"] = pairs.to_frame()
         first = pairs.table.iloc[0]
         result.headline["most_confused_pair"] = f"{first.concept_a} / {first.concept_b}"
+        result.headline["most_confused_score"] = float(first.score)
         lap("confusion")
     if "outliers" in chosen:
         outliers = find_outliers(X, labels, ids=ids, seed=settings.seed)
         result.details["outliers"] = outliers
         result.tables["outliers"] = outliers.top(10)
+        stability = isolation_forest_stability(X, labels, seeds=range(settings.seed, settings.seed + 5))
+        result.headline["isolation_forest_spearman"] = stability["spearman"]
+        result.headline["isolation_forest_top5_overlap"] = stability["top_overlap"]
         lap("outliers")
     if "gmm" in chosen and result.n_loces >= 4:
         fit_rows = np.arange(result.n_loces)
@@ -208,7 +308,7 @@ def analyze_vectors(
         lap("gmm")
     if "subconcepts" in chosen:
         frames, found = [], []
-        for concept in index.concepts[~small].tolist():
+        for concept in index.concepts.tolist():
             members = np.flatnonzero(labels == concept)
             if members.size > settings.max_samples:
                 result.notes.append(f"sub-concepts of {concept!r} skipped: {members.size} LoCEs")
@@ -230,7 +330,125 @@ def analyze_vectors(
         if frames:
             result.tables["subconcepts"] = pd.concat(frames, ignore_index=True)
         lap("subconcepts")
+    if settings.bootstrap:
+        _bootstrap(result, X, labels, ids, settings, retrieval, separation, purity, pairs)
+        lap("bootstrap")
     return result
+
+
+def _bootstrap(
+    result: LayerAnalysis,
+    X: np.ndarray,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    settings: AnalysisSettings,
+    retrieval: RetrievalResult | None,
+    separation: ConceptSeparation | None,
+    purity: object | None,
+    pairs: object | None,
+) -> None:
+    """Add 95% bootstrap intervals over images to the headline numbers and the tables of ``result``."""
+    boot = ImageBootstrap.draw(ids, settings.bootstrap, seed=settings.seed)
+    intervals: dict[str, tuple[float, float]] = {}
+    if retrieval is not None:
+        columns = [(f"precision_at_{k}", retrieval.precision[:, j]) for j, k in enumerate(retrieval.ks)]
+        if retrieval.average_precision is not None:
+            columns.append(("mean_average_precision", retrieval.average_precision))
+        table = result.tables["retrieval"]
+        groups = {c: labels == c for c in table["concept"] if c in set(labels.tolist())}
+        groups["(all)"] = np.ones(labels.size, dtype=bool)
+        for name, values in columns:
+            intervals[name] = percentile_interval(boot.weighted_means(values))
+            low, high = [], []
+            for concept in table["concept"]:
+                if concept in groups:
+                    ci = percentile_interval(boot.weighted_means(np.where(groups[concept], values, np.nan)))
+                else:  # (mean of concepts)
+                    per = [
+                        boot.weighted_means(np.where(groups[c], values, np.nan))
+                        for c in groups
+                        if c != "(all)"
+                    ]
+                    ci = percentile_interval(np.nanmean(np.stack(per), axis=0))
+                low.append(ci[0])
+                high.append(ci[1])
+            position = table.columns.get_loc(name) + 1
+            table.insert(position, f"{name}_ci_high", high)
+            table.insert(position, f"{name}_ci_low", low)
+    geometry = separation is not None or purity is not None
+    text = f"bootstrap over images, 95% ({boot.n_resamples} resamples of {boot.images.size} images"
+    if geometry and result.n_loces > settings.bootstrap_max_loces:
+        result.notes.append(
+            f"no bootstrap intervals for separation, overlap, purity and confused pairs above "
+            f"{settings.bootstrap_max_loces} LoCEs ({result.n_loces}; the resamples reuse an N x N distance "
+            "matrix); use --protocol paper for the spread over seeds"
+        )
+        geometry = False
+    if geometry:
+        sep_d = pairwise_distances(X, settings.separation_distance) if separation is not None else None
+        pur_d = pairwise_distances(X, "euclidean") if purity is not None else None
+        values: dict[str, list[float]] = {
+            k: [] for k in ("mean_separation", "mean_overlap", "purity", "n_clusters", "most_confused_score")
+        }
+        pair_scores: dict[tuple[str, str], list[float]] = {}
+        pair_sep: dict[tuple[str, str], list[float]] = {}
+        pair_ovl: dict[tuple[str, str], list[float]] = {}
+        with small_problem_threads():
+            for b in range(boot.n_resamples):
+                res = analyse_resample(
+                    labels,
+                    boot.loce_weights(b),
+                    separation_distances=sep_d,
+                    separation_metric=settings.separation_distance,
+                    purity_distances=pur_d,
+                    purity_options={"max_share": purity.max_share, "min_purity": purity.min_purity}
+                    if purity is not None
+                    else {},
+                    confusion=pairs is not None,
+                )
+                if res.separation is not None:
+                    s = res.separation
+                    values["mean_separation"].append(mean_off_diagonal(s.separation))
+                    values["mean_overlap"].append(mean_off_diagonal(s.overlap))
+                    names = s.concepts.tolist()
+                    for i, a in enumerate(names):
+                        for j, c in enumerate(names):
+                            if i != j:
+                                pair_sep.setdefault((a, c), []).append(float(s.separation[i, j]))
+                                pair_ovl.setdefault((a, c), []).append(float(s.overlap[i, j]))
+                if res.purity is not None:
+                    values["purity"].append(res.purity.purity)
+                    values["n_clusters"].append(res.purity.n_clusters)
+                if res.pairs is not None:
+                    t = res.pairs.table
+                    values["most_confused_score"].append(float(t["score"].iloc[0]))
+                    for a, c, score in zip(t["concept_a"], t["concept_b"], t["score"]):
+                        pair_scores.setdefault((a, c), []).append(float(score))
+        for name, reps in values.items():
+            if reps and name in result.headline:
+                intervals[name] = centred_interval(reps, float(result.headline[name]))
+        if "separation" in result.tables:
+            frame = result.tables["separation"]
+            keys = list(zip(frame["concept_i"], frame["concept_j"]))
+            for column, store, after in (
+                ("separation", pair_sep, "separation"),
+                ("overlap_ij", pair_ovl, "overlap_ij"),
+            ):
+                cis = [centred_interval(store.get(k, []), v) for k, v in zip(keys, frame[column])]
+                position = frame.columns.get_loc(after) + 1
+                frame.insert(position, f"{column}_ci_high", [c[1] for c in cis])
+                frame.insert(position, f"{column}_ci_low", [c[0] for c in cis])
+        if "confused_pairs" in result.tables:
+            frame = result.tables["confused_pairs"]
+            cis = [
+                centred_interval(pair_scores.get(k, []), v)
+                for k, v in zip(zip(frame["concept_a"], frame["concept_b"]), frame["score"])
+            ]
+            position = frame.columns.get_loc("score") + 1
+            frame.insert(position, "score_ci_high", [c[1] for c in cis])
+            frame.insert(position, "score_ci_low", [c[0] for c in cis])
+    result.headline = with_intervals(result.headline, intervals)
+    result.interval = text + ("; separation, overlap, purity, confusion recomputed per resample, centred on the estimate)" if geometry else ")")
 
 
 def small_problem_threads():
@@ -262,10 +480,19 @@ def _pairs(store, layers: Sequence[str] | None, models: Sequence[str] | None) ->
     return pairs
 
 
-def _write_table(frame: pd.DataFrame, out_dir: Path, name: str) -> list[str]:
-    frame.to_csv(out_dir / f"{name}.csv", index=False)
-    frame.to_parquet(out_dir / f"{name}.parquet", index=False)
-    return [f"{name}.csv", f"{name}.parquet"]
+def settings_record(settings: AnalysisSettings, concepts: Sequence[str] | None) -> dict[str, object]:
+    """The settings as written to ``summary.json``."""
+    record = {
+        name: (list(value) if isinstance(value, tuple) else value)
+        for name, value in asdict(settings).items()
+        if name != "progress"
+    }
+    record.update(
+        separation_metric=settings.separation_distance,
+        retrieval_metric=settings.retrieval_distance,
+        concepts=list(concepts) if concepts else None,
+    )
+    return record
 
 
 def analyze_run(
@@ -276,8 +503,14 @@ def analyze_run(
     concepts: Sequence[str] | None = None,
     settings: AnalysisSettings | None = None,
     out_dir: str | Path | None = None,
+    protocol: str = "default",
 ) -> tuple[list[LayerAnalysis], Path]:
-    """Analyse every (model, layer) of a run (or the selected ones) and write ``RUN/analysis/``.
+    """Analyse every (model, layer) of a run (or the selected ones) and write the analysis folder.
+
+    ``protocol="default"`` writes ``RUN/analysis/`` (bootstrap intervals over images); ``"paper"`` runs the
+    publication's protocol (:mod:`loce.analysis.paper`) and writes ``RUN/analysis_paper/``. The output is
+    written to a temporary sibling folder and swapped in when complete (:class:`AtomicOutput`), so a failure
+    leaves the previous analysis as it was and the folder never mixes two analyses.
 
     Returns:
         the per-(model, layer) results and the output directory.
@@ -288,87 +521,94 @@ def analyze_run(
     from loce.store import LoCEStore
 
     settings = settings or AnalysisSettings()
+    check_protocol(protocol)
     run = Path(run)
     store = LoCEStore.open(run)
-    out = Path(out_dir) if out_dir is not None else run / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / FIGURE_DATA_DIR).is_dir():  # figure data of an earlier call: replaced as a whole
-        shutil.rmtree(out / FIGURE_DATA_DIR)
+    target = Path(out_dir) if out_dir is not None else analysis_dir(run, protocol)
+    pairs = _pairs(store, layers, models)
     results, figure_entries = [], []
-    for model, layer in _pairs(store, layers, models):
-        X, meta = store.vectors(layer=layer, model=model, concepts=list(concepts) if concepts else None)
-        if len(meta) == 0:
-            continue
-        try:
-            result = analyze_vectors(
-                X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer
-            )
-            if settings.figure_data and result.n_loces >= 3:
-                clock = time.perf_counter()
-                data = build_figure_data(X, meta, result, settings)
-                taken = [Path(e["dir"]).name for e in figure_entries]
-                directory = write_figure_data(data, out / FIGURE_DATA_DIR, taken=taken)
-                figure_entries.append(
-                    {"model": model, "layer": layer, "dir": f"{FIGURE_DATA_DIR}/{directory.name}"}
-                )
-                result.notes.extend(data.notes)
-                result.seconds["figure_data"] = round(time.perf_counter() - clock, 3)
-        except LoceError as exc:
-            raise AnalysisError(f"{run}: model {model!r}, layer {layer!r}: {exc}") from exc
-        result.details.clear()  # the scan and clusterings can be large: keep only the tables
-        results.append(result)
-    written = write_results(results, out, run_name=str(run))
-    summary = {
-        "format": "loce-analysis",
-        "version": SUMMARY_VERSION,
-        "run": str(run),
-        "settings": {
+    with AtomicOutput(target) as output:
+        out = output.path
+        for model, layer in pairs:
+            X, meta = store.vectors(layer=layer, model=model, concepts=list(concepts) if concepts else None)
+            if len(meta) == 0:
+                continue
+            try:
+                if protocol == "paper":
+                    from loce.analysis.paper import analyze_paper
+
+                    result = analyze_paper(
+                        X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer
+                    )
+                else:
+                    result = analyze_vectors(
+                        X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer
+                    )
+                if protocol == "default" and settings.figure_data and result.n_loces >= 3:
+                    clock = time.perf_counter()
+                    data = build_figure_data(X, meta, result, settings)
+                    taken = [Path(e["dir"]).name for e in figure_entries]
+                    directory = write_figure_data(data, out / FIGURE_DATA_DIR, taken=taken)
+                    figure_entries.append(
+                        {"model": model, "layer": layer, "dir": f"{FIGURE_DATA_DIR}/{directory.name}"}
+                    )
+                    result.notes.extend(data.notes)
+                    result.seconds["figure_data"] = round(time.perf_counter() - clock, 3)
+            except LoceError as exc:
+                raise AnalysisError(f"{run}: model {model!r}, layer {layer!r}: {exc}") from exc
+            result.details.clear()  # the scan and clusterings can be large: keep only the tables
+            results.append(result)
+        written = write_results(results, out, run_name=str(run))
+        summary = {
+            "format": ANALYSIS_FORMAT,
+            "version": SUMMARY_VERSION,
+            "protocol": protocol,
+            "run": str(run),
             "analyses": list(settings.analyses),
-            "metric": settings.metric,
-            "ks": list(settings.ks),
-            "average_precision": settings.average_precision,
-            "min_per_concept": settings.min_per_concept,
-            "max_samples": settings.max_samples,
-            "seed": settings.seed,
-            "concepts": list(concepts) if concepts else None,
-            "subconcept_method": settings.subconcept_method,
-            "subconcept_dims": settings.subconcept_dims,
-            "loces_per_subconcept": settings.loces_per_subconcept,
-            "figure_data": settings.figure_data,
-            "map_method": settings.map_method,
-            "map_points": settings.map_points,
-            "neighbours": settings.neighbours,
-        },
-        "results": [
-            {
-                "model": r.model,
-                "layer": r.layer,
-                "n_loces": r.n_loces,
-                "n_concepts": r.n_concepts,
-                "dropped_concepts": r.dropped,
-                "headline": r.headline,
-                "seconds": r.seconds,
-                "notes": r.notes,
-            }
-            for r in results
-        ],
-        "tables": written,
-        "figure_data": figure_entries,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    return results, out
+            "concepts": sorted({c for r in results for c in r.concepts}),
+            "layers": [{"model": r.model, "layer": r.layer} for r in results],
+            "settings": settings_record(settings, concepts),
+            "results": [
+                {
+                    "model": r.model,
+                    "layer": r.layer,
+                    "n_loces": r.n_loces,
+                    "n_concepts": r.n_concepts,
+                    "concepts": r.concepts,
+                    "zero_vectors": r.zero_vectors,
+                    "dropped_concepts": r.dropped,
+                    "protocol": r.protocol,
+                    "interval": r.interval,
+                    "headline": r.headline,
+                    "seconds": r.seconds,
+                    "notes": r.notes,
+                }
+                for r in results
+            ],
+            "tables": written,
+            "figure_data": figure_entries,
+        }
+        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return results, target
 
 
 def headline_frame(results: Sequence[LayerAnalysis], run_name: str = "") -> pd.DataFrame:
-    """One row per (model, layer): the headline numbers, side by side."""
+    """One row per (model, layer): the headline numbers with their intervals, side by side.
+
+    Columns: ``run, model, layer, protocol, n_loces, n_concepts, zero_vectors``, the numbers (each ``M`` followed
+    by ``M_ci_low``, ``M_ci_high`` where it has an interval) and ``interval``.
+    """
     rows = [
         {
             "run": run_name,
             "model": r.model,
             "layer": r.layer,
+            "protocol": r.protocol,
             "n_loces": r.n_loces,
             "n_concepts": r.n_concepts,
+            "zero_vectors": r.zero_vectors,
             **r.headline,
+            "interval": r.interval,
         }
         for r in results
     ]
@@ -376,8 +616,11 @@ def headline_frame(results: Sequence[LayerAnalysis], run_name: str = "") -> pd.D
 
 
 def write_results(results: Sequence[LayerAnalysis], out: Path, run_name: str) -> list[str]:
-    """Write the headline table and every analysis table (concatenated over (model, layer)) to ``out``."""
-    written = _write_table(headline_frame(results, run_name), out, "headline")
+    """Write the headline table and every analysis table (concatenated over (model, layer)) to ``out``.
+
+    Every table starts with ``run, model, layer, protocol``.
+    """
+    written = write_table(headline_frame(results, run_name), out, "headline")
     names = sorted({name for r in results for name in r.tables})
     for name in names:
         frames = []
@@ -385,9 +628,9 @@ def write_results(results: Sequence[LayerAnalysis], out: Path, run_name: str) ->
             if name in r.tables:
                 frame = r.tables[name].copy()
                 for position, (column, value) in enumerate(
-                    (("run", run_name), ("model", r.model), ("layer", r.layer))
+                    (("run", run_name), ("model", r.model), ("layer", r.layer), ("protocol", r.protocol))
                 ):
                     frame.insert(position, column, value)
                 frames.append(frame)
-        written += _write_table(pd.concat(frames, ignore_index=True), out, name)
+        written += write_table(pd.concat(frames, ignore_index=True), out, name)
     return written

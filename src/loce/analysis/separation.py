@@ -85,8 +85,22 @@ class ConceptSeparation:
         return frame
 
     @classmethod
-    def from_scan(cls, scan: NeighbourhoodScan, overlap: bool = True) -> ConceptSeparation:
-        """Build the matrices from a scan made with ``extremes=True``."""
+    def from_scan(
+        cls,
+        scan: NeighbourhoodScan,
+        overlap: bool = True,
+        *,
+        eps: float = 0.0,
+        weights: np.ndarray | None = None,
+    ) -> ConceptSeparation:
+        """Build the matrices from a scan made with ``extremes=True``.
+
+        Args:
+            scan: the neighbourhood scan.
+            overlap: also compute the overlap matrix (needs 2 LoCEs per concept).
+            eps: added to the denominator of ``S_ij`` (the publication's protocol uses 1e-6).
+            weights: per LoCE of the scan, its multiplicity (a bootstrap resample); the overlap shares count it.
+        """
         if scan.nearest is None or scan.farthest is None:
             raise AnalysisError("the neighbourhood scan was made without extremes=True.")
         index = scan.index
@@ -107,8 +121,9 @@ class ConceptSeparation:
         max_cross = np.maximum(max_cross, max_cross.T)
         diameter = np.diag(max_cross).copy()
         max_distance = np.maximum(max_cross, np.maximum(diameter[:, None], diameter[None, :]))
+        denominator = max_distance + eps
         separation = np.divide(
-            min_distance, max_distance, out=np.zeros_like(min_distance), where=max_distance > 0
+            min_distance, denominator, out=np.zeros_like(min_distance), where=denominator > 0
         )
         np.fill_diagonal(separation, 0.0)
         np.fill_diagonal(min_distance, 0.0)
@@ -118,10 +133,10 @@ class ConceptSeparation:
             own = near[np.arange(near.shape[0]), codes]
             closer = near < own[:, None]
             closer[np.arange(near.shape[0]), codes] = False
-            overlap_matrix = (
-                np.add.reduceat(closer.astype(np.float64), starts, axis=0) / index.counts[:, None]
-            )
-            overlap_any = np.add.reduceat(closer.any(axis=1).astype(np.float64), starts) / index.counts
+            w = np.ones(near.shape[0]) if weights is None else np.asarray(weights, np.float64)[order]
+            totals = np.add.reduceat(w, starts)
+            overlap_matrix = np.add.reduceat(closer * w[:, None], starts, axis=0) / totals[:, None]
+            overlap_any = np.add.reduceat(closer.any(axis=1) * w, starts) / totals
         return cls(
             index.concepts,
             index.counts,
@@ -140,11 +155,15 @@ def separation_overlap(
     *,
     metric: str = "cosine",
     overlap: bool = True,
+    eps: float = 0.0,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     backend: str = "torch",
     progress: bool = False,
 ) -> ConceptSeparation:
     """Separation (and overlap) matrices of the concepts in ``labels``, from one exact chunked pass.
+
+    Euclidean distances are computed in float64 (a float32 score ``2 x.y - |y|^2`` of LoCEs with norms near 100
+    cannot resolve gaps below about 2e-3); ``eps`` is added to the denominator of ``S_ij`` (paper: 1e-6).
 
     Example:
         >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [4.0, 0.0]])
@@ -155,9 +174,21 @@ def separation_overlap(
     index = ConceptIndex.from_labels(np.asarray(labels).astype(str))
     index.require(1, "separation", min_concepts=2)
     scan = scan_neighbourhoods(
-        X, labels, metric=metric, extremes=True, block_bytes=block_bytes, backend=backend, progress=progress
+        X,
+        labels,
+        metric=metric,
+        extremes=True,
+        block_bytes=block_bytes,
+        backend=backend,
+        dtype=scan_dtype(metric),
+        progress=progress,
     )
-    return ConceptSeparation.from_scan(scan, overlap=overlap)
+    return ConceptSeparation.from_scan(scan, overlap=overlap, eps=eps)
+
+
+def scan_dtype(metric: str) -> type:
+    """float64 for Euclidean extremes (exact small gaps), float32 for cosine (its distances are bounded)."""
+    return np.float64 if metric == "euclidean" else np.float32
 
 
 @dataclass

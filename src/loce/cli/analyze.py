@@ -42,7 +42,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--analyses", default=",".join(RUN_ANALYSES), help=f"comma-separated, from: {', '.join(RUN_ANALYSES)}"
     )
     parser.add_argument(
-        "--metric", default="cosine", choices=["cosine", "euclidean"], help="retrieval/separation"
+        "--metric",
+        default="cosine",
+        choices=["cosine", "euclidean"],
+        help="distance of retrieval and of separation/overlap (unless set apart below)",
+    )
+    parser.add_argument(
+        "--separation-metric",
+        choices=["cosine", "euclidean"],
+        help="distance of separation and overlap (default: --metric; the paper's protocol: euclidean)",
+    )
+    parser.add_argument(
+        "--retrieval-metric",
+        choices=["cosine", "euclidean"],
+        help="distance of retrieval (default: --metric; the paper's protocol: cosine)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        help="resamples of the bootstrap over images behind the 95%% intervals (0: no intervals)",
     )
     parser.add_argument("--ks", default=",".join(map(str, DEFAULT_KS)), help="k values of precision@k")
     parser.add_argument("--no-map", action="store_true", help="skip the true mean average precision")
@@ -93,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from loce.analysis.errors import AnalysisError
+    from loce.analysis.output import analysis_dir
     from loce.analysis.run import AnalysisSettings, analyze_run, headline_frame
 
     if args.out is not None and len(args.runs) > 1:
@@ -104,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
     settings = AnalysisSettings(
         analyses=tuple(split_list(args.analyses) or ()),
         metric=args.metric,
+        separation_metric=args.separation_metric,
+        retrieval_metric=args.retrieval_metric,
+        bootstrap=args.bootstrap,
         ks=ks,
         average_precision=not args.no_map,
         min_per_concept=args.min_per_concept,
@@ -135,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     table = pd.concat(frames, ignore_index=True)
     if len(args.runs) > 1:
         for path in args.runs:
-            table.to_csv(path / "analysis" / "comparison.csv", index=False)
+            table.to_csv(analysis_dir(path, "default") / "comparison.csv", index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
