@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from loce.errors import LayerError
+from loce.errors import LayerError, LoceError
 from loce.layouts import Layout, TokenHints, first_tensor, resolve_layout, to_nchw, token_hints
 
 __all__ = [
@@ -25,7 +25,9 @@ __all__ = [
     "LayerInfo",
     "Layout",
     "TokenHints",
+    "batch_mismatch_error",
     "capture_activations",
+    "check_layers",
     "first_tensor",
     "list_layers",
     "resolve_layout",
@@ -141,7 +143,7 @@ class LayerCapture:
     def _forward(
         self, inputs: torch.Tensor, size: tuple[int, int], expected: dict[str, int] | None, kwargs: dict
     ) -> _Run:
-        self._run = _Run(size, expected, {name: 0 for name in self.layers}, {})
+        self._run = _Run(size, expected, {name: 0 for name in self.layers}, {}, int(inputs.shape[0]))
         try:
             with torch.no_grad():
                 self.module(inputs, **kwargs)
@@ -165,6 +167,9 @@ class LayerCapture:
             run.calls[name] += 1
             if run.expected is None or run.calls[name] == run.expected[name]:
                 layout = self.layouts.get(name)
+                tensor = first_tensor(output)
+                if tensor is not None and tensor.ndim and tensor.shape[0] != run.batch:
+                    raise batch_mismatch_error(name, int(tensor.shape[0]), run.batch)
                 run.outputs[name] = to_nchw(output, run.input_size, layout, hints=self._hints, layer=name)
             if run.expected is not None and all(run.calls[n] >= run.expected[n] for n in run.calls):
                 raise _StopForward
@@ -178,6 +183,51 @@ class _Run:
     expected: dict[str, int] | None
     calls: dict[str, int]
     outputs: dict[str, torch.Tensor]
+    batch: int = 1
+
+
+def batch_mismatch_error(layer: str, rows: int, images: int) -> LayerError:
+    """The refusal of a layer whose output batch is not the image batch (window attention: rows are windows)."""
+    return LayerError(
+        f"layer {layer!r} outputs {rows} rows for {images} images: its batch is not the images (e.g. Swin "
+        "window attention, whose rows are windows), so its maps cannot be aligned with the masks; choose the "
+        "block or stage output instead (`loce layers MODEL` flags such layers)."
+    )
+
+
+def check_layers(model: Any, layers: Sequence[str], *, layouts: Mapping[str, str] | None = None) -> None:
+    """Validate ``layers`` with one blank image at the model's input size, before anything is written.
+
+    Raises:
+        LayerError: an unknown layer (with close names), a layer the forward pass does not run, an output that
+            is not a map or token grid, or an output whose batch is not the image batch.
+        ModelSpecError: the model does not accept its input size.
+
+    Example:
+        >>> check_layers(load_model("torchvision:resnet18"), ["layer3"])  # doctest: +SKIP
+    """
+    module = getattr(model, "module", model)
+    preprocessing = getattr(model, "preprocessing", None)
+    size = tuple(preprocessing.size) if preprocessing is not None else (224, 224)
+    capture = LayerCapture(module, layers, stop_after_last=False, layouts=layouts)
+    dummy = torch.zeros(1, 3, *size, device=_device_of(module))
+    try:
+        capture(dummy)
+    except LoceError:
+        raise
+    except (
+        Exception
+    ) as exc:  # a third-party forward pass failing on the input size: one line, not a traceback
+        raise forward_error(module, size, exc) from None
+
+
+def forward_error(module: nn.Module, size: Sequence[int], exc: Exception) -> LayerError:
+    """The one-line error of a forward pass that failed on a 1 x 3 x H x W input."""
+    detail = (str(exc).splitlines() or [""])[0][:200]
+    return LayerError(
+        f"a forward pass of {type(module).__name__} on a 1 x 3 x {size[0]} x {size[1]} input failed "
+        f"({type(exc).__name__}: {detail}); pass the input size the model expects (--input-size H W)."
+    )
 
 
 def _device_of(module: nn.Module) -> torch.device:
@@ -255,6 +305,10 @@ class LayerInfo:
     calls: int = 1
 
 
+WINDOW_BATCH = "not per image"
+"""The layout shown for a layer whose output batch is not the image batch (refused by capture and fit)."""
+
+
 def list_layers(
     model: Any,
     input_size: tuple[int, int] | None = None,
@@ -288,12 +342,15 @@ def list_layers(
     }
     calls = dict.fromkeys(targets, 0)
     shapes: dict[str, tuple[int, ...] | None] = {}
+    rows: dict[str, int] = {}
 
     def hook_for(name: str):
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
             calls[name] += 1
             tensor = first_tensor(output)
             shapes[name] = None if tensor is None else tuple(tensor.shape)
+            if tensor is not None and tensor.ndim:
+                rows[name] = int(tensor.shape[0])
 
         return hook
 
@@ -303,10 +360,7 @@ def list_layers(
         with torch.no_grad():
             module(dummy)
     except Exception as exc:
-        raise LayerError(
-            f"a forward pass of {type(module).__name__} on a 1 x 3 x {input_size[0]} x {input_size[1]} input "
-            f"failed ({type(exc).__name__}: {exc}); pass the input size the model expects (--input-size H W)."
-        ) from exc
+        raise forward_error(module, input_size, exc) from exc
     finally:
         for handle in handles:
             handle.remove()
@@ -323,6 +377,10 @@ def list_layers(
                     calls[name],
                 )
             )
+            continue
+        if rows.get(name, 1) != 1:  # e.g. Swin window attention: one row per window, not per image
+            layout = f"{WINDOW_BATCH}: {rows[name]} rows per image"
+            infos.append(LayerInfo(name, type(target).__name__, shape[1:], layout, calls[name]))
             continue
         try:
             layout = resolve_layout(shape, input_size, layouts.get(name), hints=hints, layer=name)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from loce.batches import LoadedBatch, iter_batches
-from loce.capture import LayerCapture
+from loce.capture import LayerCapture, check_layers
 from loce.data.dataset import ConceptDataset
 from loce.data.sample import Sample
 from loce.errors import InputError
@@ -220,6 +220,9 @@ def run_batches(
     job = job or default_job_name(model.spec, method)
     out = Path(out)
     module = model.module.to(torch.device(device))
+    check_layers(
+        model, layers, layouts=layouts
+    )  # before the job is registered: nothing written for a bad layer
     spec = job_spec(dataset, model, layers, job=job, method=method, settings=settings, settings_id=settings_id,
                     seed=seed)  # fmt: skip
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from loce.capture import LayerInfo, list_layers
+from loce.capture import WINDOW_BATCH, LayerInfo, list_layers
 from loce.cli.common import add_command, add_weights_options, load_model_from_args
 from loce.models import KNOWN_SPECS
 
@@ -56,14 +56,25 @@ def run(args: argparse.Namespace) -> int:
     size = tuple(args.input_size) if args.input_size else loaded.preprocessing.size
     infos = list_layers(loaded, size)
     if not args.all:
-        infos = [info for info in infos if _is_block(info, infos) and info.layout not in _NOT_A_MAP]
+        flagged = [info for info in infos if info.layout.startswith(WINDOW_BATCH)]
+        infos = [info for info in infos if _is_block(info, infos) and _is_map(info)]
     prep = loaded.preprocessing
     print(f"{loaded.spec}: input {size[0]} x {size[1]}, mean {prep.mean}, std {prep.std}")
     print(format_table(infos))
+    if not args.all and flagged:
+        names = ", ".join(info.name for info in flagged[:3]) + (", ..." if len(flagged) > 3 else "")
+        print(
+            f"\n{len(flagged)} layers output one row per window, not per image ({names}); they are not "
+            "listed and `loce fit` refuses them (--all shows them)."
+        )
     return 0
 
 
 _NOT_A_MAP = ("raw", "not run", "no tensor")
+
+
+def _is_map(info: LayerInfo) -> bool:
+    return info.layout not in _NOT_A_MAP and not info.layout.startswith(WINDOW_BATCH)
 
 
 def _is_block(info: LayerInfo, infos: list[LayerInfo]) -> bool:
