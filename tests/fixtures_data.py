@@ -431,3 +431,23 @@ def make_folder_dataset(root: Path) -> FolderFixture:
     fx.truth = {"a": {"cat": cat_a, "dog": dog_a}, "sub/b": {"cat": cat_b}}
     fx.rgb = {"a": rgb_a, "sub/b": rgb_b}
     return fx
+
+
+def write_sparse_png(path: Path, height: int, width: int) -> Path:
+    """Write an all-black 1-bit PNG of ``height x width`` pixels, built byte by byte (nothing that large is ever
+    held as pixels here): a few KB on disk that decode to ``height * width`` pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte 0, then the packed bits
+    pixels = zlib.compressobj(9)
+    body = b"".join(pixels.compress(row) for _ in range(height)) + pixels.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, grayscale
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+    return path

@@ -125,3 +125,63 @@ def test_missing_layout_is_an_input_error(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(InputError, match="no masks/ folder"):
         load_folder(tmp_path)
+
+
+def test_void_255_beside_a_label_is_in_no_mask(folder):
+    truth = folder.truth["a"]["cat"]
+    values = truth.astype(np.uint8)  # 1 = the concept
+    ring = np.zeros_like(truth)
+    ring[1, :] = ring[:, 1] = True
+    ring &= ~truth
+    values[ring] = 255  # VOC-style void border
+    write_png(folder.root / "masks" / "a" / "cat.png", values, mode="L")
+    mask = load_folder(folder.root).by_id("a").mask("cat")
+    np.testing.assert_array_equal(mask, truth)
+
+
+def test_grey_levels_are_thresholded_at_half_scale_and_the_repair_recorded(folder):
+    truth = folder.truth["a"]["cat"]
+    values = truth.astype(np.uint8) * 255
+    rows, cols = np.nonzero(truth)
+    values[rows.min() - 1, cols.min() : cols.max() + 1] = 64  # anti-aliased edge outside the object
+    values[rows.min(), cols.min() : cols.max() + 1] = 200  # and inside it
+    values[rows.max() + 1, cols.min()] = 127
+    write_png(folder.root / "masks" / "a" / "cat.png", values, mode="L")
+    ds = load_folder(folder.root)
+    np.testing.assert_array_equal(ds.by_id("a").mask("cat"), truth)
+    (repair,) = ds.repairs.records
+    assert repair.reason == "mask_thresholded" and "cat.png has 4 grey levels" in repair.detail
+    assert ds.describe()["repairs"] == {"mask_thresholded": 1} and len(ds.skips) == 0
+
+
+def test_sixteen_bit_grey_levels_are_thresholded_at_half_scale(folder):
+    truth = folder.truth["a"]["cat"]
+    values = np.where(truth, 65535, 0).astype(np.uint16)
+    values[0, :3] = [100, 32767, 32768]  # only the last is at or above half scale
+    write_png(folder.root / "masks" / "a" / "cat.png", values, mode="I;16")
+    expected = truth.copy()
+    expected[0, 2] = True
+    np.testing.assert_array_equal(load_folder(folder.root).by_id("a").mask("cat"), expected)
+
+
+def test_palette_mask_with_several_labels_is_refused(folder):
+    values = np.zeros((16, 16), dtype=np.uint8)
+    values[2:6, 2:6], values[8:12, 8:12] = 1, 2
+    write_png(folder.root / "masks" / "sub" / "b" / "cat.png", values, mode="P", palette=[0, 0, 0] * 256)
+    ds = load_folder(folder.root)
+    (skip,) = ds.skips.records
+    assert skip.reason == "unsupported_mask" and "holding the labels 1, 2" in skip.detail
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".bmp"])
+def test_masks_that_are_not_png_are_refused_with_a_message(folder, suffix):
+    mask = (folder.truth["a"]["cat"].astype(np.uint8) * 255)[..., None].repeat(3, axis=2)
+    write_image(folder.root / "masks" / "a" / f"sofa{suffix}", mask)
+    ds = load_folder(folder.root)
+    (skip,) = ds.skips.records
+    assert skip.reason == "unsupported_mask" and (skip.sample_id, skip.concept) == ("a", "sofa")
+    assert f"sofa{suffix}" in skip.detail and "must be PNGs" in skip.detail
+    assert ("lossy" in skip.detail) == (suffix != ".bmp")
+    assert set(ds.by_id("a").concepts) == {"cat", "dog"}
+    with pytest.raises(InputError, match=f"sofa{suffix}"):
+        load_folder(folder.root, strict=True)

@@ -183,3 +183,26 @@ def test_missing_root_is_an_input_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="SegmentationClass"):
         load_voc(tmp_path / "empty", split=None)
+
+
+def test_class_png_saved_as_a_0_255_binary_image_is_refused_not_read_as_void(voc):
+    binary = np.zeros((30, 40), dtype=np.uint8)
+    binary[voc.truth["2008_000001"]["cat"]] = 255  # a grayscale (non-palette) 0/255 mask
+    write_png(voc.root / "SegmentationClass" / "2008_000001.png", binary, mode="L")
+    ds = load_voc(voc.root)
+    assert [s.sample_id for s in ds] == ["2008_000002"]
+    (skip,) = ds.skips.records
+    assert skip.reason == "bad_annotation" and skip.sample_id == "2008_000001"
+    assert "2008_000001.png is a 0/255 binary image (mode L)" in skip.detail
+    with pytest.raises(InputError, match="0/255 binary image"):
+        load_voc(voc.root, strict=True)
+
+
+def test_grayscale_index_png_is_read_like_a_palette_png(voc):
+    labels = np.zeros((30, 40), dtype=np.uint8)
+    labels[voc.truth["2008_000001"]["cat"]] = VOC_CLASSES.index("cat") + 1
+    labels[voc.void["2008_000001"]] = 255
+    write_png(voc.root / "SegmentationClass" / "2008_000001.png", labels, mode="L")
+    ds = load_voc(voc.root, categories=["cat"], use_instances=False)
+    np.testing.assert_array_equal(ds.by_id("2008_000001").mask("cat"), voc.truth["2008_000001"]["cat"])
+    assert len(ds.skips) == 0

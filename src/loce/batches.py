@@ -5,6 +5,10 @@ a sequence of :class:`~loce.data.Sample` into :class:`LoadedBatch` values: decod
 usable (image, concept), and skip rows for what could not be used (an unreadable image, a mask of the wrong
 size, an empty mask). The next group is loaded in a background thread while the caller computes on the current
 one, so decoding overlaps the model's forward pass.
+
+A group holds at most ``batch_size`` samples and, beyond its first sample, only as many as keep its decoded size
+(:func:`decoded_bytes`: the RGB image and one boolean mask per concept) within ``max_bytes``: a group of large
+images is cut short instead of exhausting memory (two groups are in memory at once, the current and the next).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from loce.data.images import skip_reason
+from loce.data.images import image_size, skip_reason
 from loce.data.sample import Sample
 from loce.errors import InputError
 
@@ -142,20 +146,76 @@ def load_batch(samples: Sequence[Sample], strict: bool = False) -> LoadedBatch:
     return batch
 
 
-def iter_batches(
-    samples: Sequence[Sample], batch_size: int, *, strict: bool = False, prefetch: bool = True
-) -> Iterator[LoadedBatch]:
-    """Yield :class:`LoadedBatch` groups of ``batch_size`` samples, loading the next group in the background.
+DEFAULT_MAX_BATCH_BYTES = 1 << 30
+"""Default memory budget of one group's decoded images and masks (1 GiB)."""
 
-    Args:
-        samples: the samples to process, in order.
-        batch_size: samples per group (one store shard each).
-        strict: raise on the first bad input instead of recording skips.
-        prefetch: decode the next group in a worker thread while the caller works on the current one.
+
+def decoded_bytes(sample: Sample) -> int:
+    """Bytes a sample takes once decoded: ``H x W x 3`` uint8 RGB plus one ``H x W`` bool mask per concept.
+
+    The size is the one the annotations state, else the image header's (0 when the header is unreadable: the
+    sample will become a skip row without decoding anything).
+
+    Example:
+        >>> decoded_bytes(sample_of_480x640_with_two_concepts)  # doctest: +SKIP
+        1536000
+    """
+    size = sample.size
+    if size is None:
+        try:
+            size = image_size(sample.image_path)
+        except InputError:
+            return 0
+    return int(size[0]) * int(size[1]) * (3 + len(sample.concepts))
+
+
+def group_samples(
+    samples: Sequence[Sample], batch_size: int, max_bytes: int | None = DEFAULT_MAX_BATCH_BYTES
+) -> list[list[Sample]]:
+    """Consecutive groups of at most ``batch_size`` samples whose :func:`decoded_bytes` sum to at most
+    ``max_bytes`` (a group always takes its first sample, however large; ``None``: no budget).
+
+    Example:
+        >>> [len(g) for g in group_samples(samples_of_400_mb_each, batch_size=32, max_bytes=1 << 30)]  # doctest: +SKIP
+        [2, 2, 1]
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
-    groups = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
+    if max_bytes is not None and max_bytes < 1:
+        raise InputError(f"the memory budget per batch must be positive, got {max_bytes} bytes")
+    groups: list[list[Sample]] = []
+    current: list[Sample] = []
+    used = 0
+    for sample in samples:
+        cost = 0 if max_bytes is None else decoded_bytes(sample)
+        if current and (len(current) >= batch_size or (max_bytes is not None and used + cost > max_bytes)):
+            groups.append(current)
+            current, used = [], 0
+        current.append(sample)
+        used += cost
+    if current:
+        groups.append(current)
+    return groups
+
+
+def iter_batches(
+    samples: Sequence[Sample],
+    batch_size: int,
+    *,
+    strict: bool = False,
+    prefetch: bool = True,
+    max_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+) -> Iterator[LoadedBatch]:
+    """Yield :class:`LoadedBatch` groups (:func:`group_samples`), loading the next group in the background.
+
+    Args:
+        samples: the samples to process, in order.
+        batch_size: at most this many samples per group (one store shard each).
+        strict: raise on the first bad input instead of recording skips.
+        prefetch: decode the next group in a worker thread while the caller works on the current one.
+        max_bytes: memory budget of a group's decoded images and masks (``None``: none).
+    """
+    groups = group_samples(samples, batch_size, max_bytes)
     if not prefetch:
         for group in groups:
             yield load_batch(group, strict)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from loce.batches import LoadedBatch
+from loce.batches import DEFAULT_MAX_BATCH_BYTES, LoadedBatch
 from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
 from loce.fit import LoCEFitter, resolve_settings
@@ -103,6 +103,7 @@ def fit_run(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
+    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
 ) -> RunSummary:
     """Fit LoCEs of ``layers`` for every (image, concept) of ``dataset`` and store them under ``out``.
 
@@ -123,6 +124,8 @@ def fit_run(
         strict: raise on the first bad input instead of recording a skip row.
         seed: seeds torch and every random step (recorded in the manifest).
         progress: show a progress bar (images/s, LoCEs/s, running mean IoU) on stderr.
+        max_batch_bytes: memory budget of a group's decoded images and masks; a group of large images is cut
+            short (:func:`loce.batches.group_samples`; ``None``: only ``batch_size`` counts).
 
     Returns:
         A :class:`~loce.runs.RunSummary`; ``summary.table()`` gives the IoU per concept and layer.
@@ -141,4 +144,5 @@ def fit_run(
         dataset, model, layers, out, process,
         method="loce", settings=fit_settings.to_dict(), settings_id=fit_settings.settings_id, job=job,
         batch_size=batch_size, device=torch_device, layouts=layouts, strict=strict, seed=seed, progress=progress,
+        max_batch_bytes=max_batch_bytes,
     )  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from loce.batches import LoadedBatch, iter_batches
+from loce.batches import DEFAULT_MAX_BATCH_BYTES, LoadedBatch, iter_batches
 from loce.capture import LayerCapture, check_layers
 from loce.data.dataset import ConceptDataset
 from loce.data.sample import Sample
@@ -196,6 +196,7 @@ def run_batches(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
+    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
 ) -> RunSummary:
     """Run ``process`` over every image of ``dataset`` not yet in the job, writing one shard per group.
 
@@ -210,6 +211,8 @@ def run_batches(
         strict: raise on the first bad input instead of recording a skip row.
         seed: seeds torch; recorded in the job.
         progress: a progress bar with images/s, vectors/s and, for fitted vectors, the running mean IoU.
+        max_batch_bytes: memory budget of a group's decoded images and masks; a group of large images is cut
+            short (:func:`loce.batches.group_samples`; ``None``: only ``batch_size`` counts).
 
     Returns:
         A :class:`RunSummary`.
@@ -231,7 +234,7 @@ def run_batches(
         timings = summary.timings
         bar = progress_bar(len(todo), summary.images_done_before, method, progress)
         with LayerCapture(module, layers, layouts=layouts) as capture:
-            batches = iter_batches(todo, batch_size, strict=strict)
+            batches = iter_batches(todo, batch_size, strict=strict, max_bytes=max_batch_bytes)
             while True:
                 t0 = time.perf_counter()
                 batch = next(batches, None)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from loce.baselines.global_vector import fit_shared_vector
-from loce.batches import iter_batches
+from loce.batches import DEFAULT_MAX_BATCH_BYTES, iter_batches
 from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
 from loce.errors import InputError
@@ -62,6 +62,7 @@ def global_run(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
+    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
 ) -> RunSummary:
     """Fit and store one global vector per (concept, layer) of ``dataset``.
 
@@ -102,7 +103,7 @@ def global_run(
         skip_rows: list[dict[str, Any]] = []
         bar = progress_bar(len(samples), 0, "global: capture", progress)
         with LayerCapture(module, layers, layouts=layouts) as capture:
-            for batch in iter_batches(samples, batch_size, strict=strict):
+            for batch in iter_batches(samples, batch_size, strict=strict, max_bytes=max_batch_bytes):
                 skip_rows.extend(r for r in batch.skip_rows if r["sample_id"] not in done)
                 pairs = [p for p in batch.pairs if p.concept in wanted]
                 if pairs:

@@ -25,7 +25,7 @@ import torch
 
 from loce.baselines.crop import default_crop_layer
 from loce.baselines.embed import PER_SAMPLE_METHODS, EmbedOptions, embed_pairs
-from loce.batches import LoadedBatch
+from loce.batches import DEFAULT_MAX_BATCH_BYTES, LoadedBatch
 from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
 from loce.errors import InputError
@@ -112,6 +112,7 @@ def embed_run(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
+    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
 ) -> RunSummary:
     """Embed every (image, concept) of ``dataset`` with a baseline and store the vectors under ``out``.
 
@@ -131,6 +132,8 @@ def embed_run(
         strict: raise on the first bad input instead of recording a skip row.
         seed: seeds torch (recorded in the manifest).
         progress: show a progress bar on stderr.
+        max_batch_bytes: memory budget of a group's decoded images and masks; a group of large images is cut
+            short (:func:`loce.batches.group_samples`; ``None``: only ``batch_size`` counts).
 
     Returns:
         A :class:`~loce.runs.RunSummary`. Calling again with the same arguments resumes.
@@ -147,7 +150,7 @@ def embed_run(
         return global_run(
             dataset, model, resolve_layers(method, model, layers), out, settings=settings, job=job,
             batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed,
-            progress=progress,
+            progress=progress, max_batch_bytes=max_batch_bytes,
         )  # fmt: skip
     options = options or EmbedOptions()
     layers = resolve_layers(method, model, layers)
@@ -158,4 +161,5 @@ def embed_run(
         dataset, model, layers, out, process,
         method=method, settings=method_settings, settings_id=settings_id(method_settings), job=job,
         batch_size=batch_size, device=torch_device, layouts=layouts, strict=strict, seed=seed, progress=progress,
+        max_batch_bytes=max_batch_bytes,
     )  # fmt: skip

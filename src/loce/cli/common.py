@@ -58,6 +58,13 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--strict", action="store_true", help="stop at the first bad input instead of recording a skip"
     )
+    group.add_argument(
+        "--max-pixels",
+        type=int,
+        default=50_000_000,
+        metavar="N",
+        help="images and masks of more pixels are skipped (oversized_image) before decoding; 0: no cap",
+    )
 
 
 def load_dataset_from_args(args: argparse.Namespace):
@@ -71,6 +78,7 @@ def load_dataset_from_args(args: argparse.Namespace):
             "choose exactly one data source: --coco JSON --images DIR, --voc DIR or --folder DIR"
         )
     categories = split_list(args.categories)
+    limits = {"strict": args.strict, "max_pixels": args.max_pixels or None}
     if args.coco:
         if not args.images:
             raise InputError(
@@ -83,17 +91,40 @@ def load_dataset_from_args(args: argparse.Namespace):
             include_crowd=args.include_crowd,
             max_per_category=args.max_per_category,
             min_area=args.min_area,
-            strict=args.strict,
             seed=args.seed,
+            **limits,
         )
     elif args.voc:
         split = None if args.voc_split == "all" else args.voc_split
-        dataset = load_voc(args.voc, split=split, categories=categories, strict=args.strict)
+        dataset = load_voc(args.voc, split=split, categories=categories, **limits)
     else:
-        dataset = load_folder(args.folder, categories=categories, strict=args.strict)
+        dataset = load_folder(args.folder, categories=categories, **limits)
     if args.max_per_category is not None and not args.coco:
         dataset = dataset.filter(max_per_category=args.max_per_category, seed=args.seed)
+    if len(dataset) == 0:
+        skipped = ", ".join(f"{k}: {v}" for k, v in sorted(dataset.skips.counts().items()))
+        source = ", ".join(str(v) for v in dataset.source.values() if v)
+        raise InputError(
+            f"no usable (image, concept) pair in {source}"
+            + (f" (skipped: {skipped}; rerun with --strict to stop at the first)" if skipped else "")
+            + "; nothing to embed."
+        )
     return dataset
+
+
+def check_something_embedded(summary) -> None:
+    """Raise :class:`~loce.errors.InputError` when a run read images but wrote no vector (every input skipped).
+
+    A resumed run with nothing left to do is fine; a run whose every image or mask was unusable is not.
+    """
+    from loce.errors import InputError
+
+    if summary.images_processed and not summary.vectors and not summary.images_done_before:
+        skipped = ", ".join(f"{k}: {v}" for k, v in sorted(summary.skips.items()))
+        raise InputError(
+            f"nothing could be embedded: all {summary.images_processed} images were skipped ({skipped}); "
+            f"details: `loce info {summary.out} --skips`"
+        )
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, layers_required: bool = True) -> None:
@@ -210,6 +241,18 @@ def add_run_options(parser: argparse.ArgumentParser, job_default: str) -> None:
     parser.add_argument("--out", required=True, help="run directory (created, or resumed if it exists)")
     parser.add_argument("--job", help=f"job name inside the run (default: {job_default})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--batch-memory",
+        type=float,
+        default=1024,
+        metavar="MB",
+        help="memory budget of one batch's decoded images and masks; a batch of large images is cut short (0: none)",
+    )
+
+
+def max_batch_bytes(args: argparse.Namespace) -> int | None:
+    """``--batch-memory`` in bytes (``None`` for 0: no budget)."""
+    return int(args.batch_memory * 2**20) if args.batch_memory > 0 else None
 
 
 def print_run_summary(summary, dataset=None, file=None) -> None:

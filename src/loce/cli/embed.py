@@ -9,8 +9,10 @@ from loce.cli.common import (
     add_data_options,
     add_model_options,
     add_run_options,
+    check_something_embedded,
     load_dataset_from_args,
     load_model_from_args,
+    max_batch_bytes,
     print_run_summary,
     split_list,
 )
@@ -82,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict,
         seed=args.seed,
         progress=not args.no_progress,
+        max_batch_bytes=max_batch_bytes(args),
     )
     print_run_summary(summary, dataset)
+    check_something_embedded(summary)
     return 0

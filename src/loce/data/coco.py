@@ -42,7 +42,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from loce.data.dataset import ConceptDataset, check_category_names
-from loce.data.images import ImageRef, PathResolver, input_error
+from loce.data.images import DEFAULT_MAX_PIXELS, ImageRef, PathResolver, check_pixels, input_error
 from loce.data.sample import ConceptAnnotation, Instance, Sample
 from loce.data.skips import SkipLog
 from loce.errors import InputError
@@ -294,6 +294,7 @@ def load_coco(
     min_area: float = 0,
     strict: bool = False,
     seed: int = 0,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> ConceptDataset:
     """Read COCO-format instance annotations as a :class:`ConceptDataset` (masks are decoded lazily).
 
@@ -306,6 +307,8 @@ def load_coco(
         min_area: drop (image, concept) pairs whose union mask has fewer pixels than this.
         strict: raise :class:`InputError` on the first bad entry instead of recording a skip.
         seed: selects which images the cap keeps.
+        max_pixels: images (and masks) of more pixels are left out (``oversized_image``) before anything is
+            decoded; ``None``: no cap.
 
     Returns:
         The dataset; ``dataset.skips`` lists what was left out and why.
@@ -374,7 +377,16 @@ def load_coco(
         if not by_concept:
             continue
         sample = _build_sample(
-            entry, by_concept, resolve, ann_path, skips, repairs, exclusions, min_area=min_area, order=order
+            entry,
+            by_concept,
+            resolve,
+            ann_path,
+            skips,
+            repairs,
+            exclusions,
+            min_area=min_area,
+            order=order,
+            max_pixels=max_pixels,
         )
         if sample is not None:
             samples.append(sample)
@@ -386,6 +398,7 @@ def load_coco(
         "min_area": min_area,
         "strict": strict,
         "seed": seed,
+        "max_pixels": max_pixels,
     }
     dataset = ConceptDataset(
         samples,
@@ -414,6 +427,7 @@ def _build_sample(
     *,
     min_area: float,
     order: dict[str, int],
+    max_pixels: int | None,
 ) -> Sample | None:
     """One image's sample, or ``None`` (with skips recorded) when nothing usable remains."""
     sample_id = str(entry["id"])
@@ -428,6 +442,11 @@ def _build_sample(
         )
         return None
     path = resolve(file_name)
+    try:  # masks are decoded at the stated size: refuse a huge one before any file is read
+        check_pixels(height, width, max_pixels, "Image", f"{path} (image {sample_id} in {ann_path})")
+    except InputError as exc:
+        skips.add("annotation", "oversized_image", str(exc), sample_id=sample_id)
+        return None
     if not path.is_file():
         skips.add(
             "annotation",
@@ -436,7 +455,7 @@ def _build_sample(
             sample_id=sample_id,
         )
         return None
-    ref = ImageRef(path, (height, width), f"the annotations in {ann_path.name}")
+    ref = ImageRef(path, (height, width), f"the annotations in {ann_path.name}", max_pixels)
 
     concepts: dict[str, ConceptAnnotation] = {}
     for concept in sorted(by_concept, key=order.__getitem__):

@@ -45,6 +45,10 @@ _TRANSPOSE_FOR_ORIENTATION = {
 }
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Images and masks with more pixels than this are refused before decoding (``oversized_image`` /
+``oversized_mask``): a 20 KB PNG can state 13000 x 13000 pixels and decode to gigabytes. ``None``: no cap."""
+
 
 def input_error(message: str, reason: str) -> InputError:
     """An :class:`InputError` carrying a machine-readable skip ``reason`` (read it back with :func:`skip_reason`)."""
@@ -66,12 +70,34 @@ def skip_reason(exc: BaseException, default: str = "bad_input") -> str:
     return getattr(exc, "reason", default)
 
 
-def _open(path: Path, what: str) -> Image.Image:
-    """Open ``path`` with Pillow (header only), turning every failure into an :class:`InputError`."""
+def check_pixels(
+    height: int, width: int, max_pixels: int | None, what: str, where: str | os.PathLike
+) -> None:
+    """Raise an ``oversized_*`` :class:`InputError` when ``height x width`` exceeds ``max_pixels``.
+
+    Example:
+        >>> check_pixels(13000, 13000, 50_000_000, "Image", "big.png")
+        Traceback (most recent call last):
+        loce.errors.InputError: Image big.png is 13000 x 13000 pixels (169.0 Mpx), more than the limit of 50,000,000 ...
+    """
+    if max_pixels is not None and height * width > max_pixels:
+        raise input_error(
+            f"{what} {where} is {height} x {width} pixels ({height * width / 1e6:.1f} Mpx), more than the limit "
+            f"of {max_pixels:,} pixels; it is not decoded (raise the limit with --max-pixels / max_pixels, or "
+            "downscale the file).",
+            f"oversized_{what.lower()}",
+        )
+
+
+def _open(path: Path, what: str, max_pixels: int | None = None) -> Image.Image:
+    """Open ``path`` with Pillow (header only), turning every failure into an :class:`InputError`.
+
+    With ``max_pixels`` the size in the header is checked before anything is decoded (:func:`check_pixels`).
+    """
     _warn_if_truncated_loading_enabled()
     kind = what.lower()
     try:
-        return Image.open(path)
+        img = Image.open(path)
     except FileNotFoundError:
         raise input_error(
             f"{what} {path} does not exist; check the path or the dataset root.", f"missing_{kind}"
@@ -90,12 +116,19 @@ def _open(path: Path, what: str) -> Image.Image:
         ) from None
     except Image.DecompressionBombError as exc:
         raise input_error(
-            f"{what} {path} is too large to decode safely: {exc}", f"unreadable_{kind}"
+            f"{what} {path} is too large to decode safely: {exc}", f"oversized_{kind}"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise input_error(
             f"{what} {path} cannot be opened: {exc}. Re-export it or remove it.", f"corrupt_{kind}"
         ) from None
+    try:
+        width, height = img.size
+        check_pixels(height, width, max_pixels, what, path)
+    except BaseException:
+        img.close()
+        raise
+    return img
 
 
 def _decode(img: Image.Image, path: Path, what: str) -> None:
@@ -105,7 +138,7 @@ def _decode(img: Image.Image, path: Path, what: str) -> None:
         img.load()
     except Image.DecompressionBombError as exc:
         raise input_error(
-            f"{what} {path} is too large to decode safely: {exc}", f"unreadable_{kind}"
+            f"{what} {path} is too large to decode safely: {exc}", f"oversized_{kind}"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         truncated = "truncated" in str(exc)
@@ -173,7 +206,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as an ``H x W x 3`` ``uint8`` RGB array, whatever its mode.
 
     Grayscale, palette, alpha, 16-bit, CMYK and EXIF-rotated files are normalised as described in the module
@@ -181,13 +214,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     Args:
         path: the image file.
+        max_pixels: refuse (``oversized_image``) a file whose header states more pixels, before decoding it.
 
     Returns:
         The image as a C-contiguous ``uint8`` array of shape ``(H, W, 3)`` (``H x W`` as displayed).
 
     Raises:
-        InputError: the file is missing, unreadable, truncated, corrupt or in a mode that cannot become RGB; the
-            message names the file and the problem.
+        InputError: the file is missing, unreadable, truncated, corrupt, too large or in a mode that cannot become
+            RGB; the message names the file and the problem.
 
     Example:
         >>> from loce.data.images import read_image
@@ -195,7 +229,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         (375, 500, 3)
     """
     path = Path(path)
-    with _open(path, "Image") as img:
+    with _open(path, "Image", max_pixels) as img:
         orientation = _orientation(img)
         _decode(img, path, "Image")
         try:
@@ -229,7 +263,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def read_mask_png(path: str | os.PathLike) -> np.ndarray:
+def read_mask_png(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a label or binary mask image as a 2-D integer array of per-pixel values.
 
     Palette PNGs (Pascal VOC's ``SegmentationClass`` / ``SegmentationObject``) give their palette *indices*, not
@@ -239,6 +273,7 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
 
     Args:
         path: the mask file (usually PNG).
+        max_pixels: refuse (``oversized_mask``) a file whose header states more pixels, before decoding it.
 
     Returns:
         ``H x W`` array: ``uint8`` for 1-bit, ``L`` and ``P`` files, ``uint16`` for 16-bit files, ``int32`` for
@@ -252,8 +287,21 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
         >>> sorted(set(labels.ravel()))  # doctest: +SKIP
         [0, 1, 15, 255]
     """
+    return read_mask_values(path, max_pixels)[0]
+
+
+def read_mask_values(
+    path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, str]:
+    """:func:`read_mask_png` plus the file's Pillow mode (``"P"``: the values are palette indices, not levels).
+
+    Example:
+        >>> values, mode = read_mask_values("masks/0001/cat.png")  # doctest: +SKIP
+        >>> mode  # doctest: +SKIP
+        'L'
+    """
     path = Path(path)
-    with _open(path, "Mask") as img:
+    with _open(path, "Mask", max_pixels) as img:
         orientation = _orientation(img)
         _decode(img, path, "Mask")
         img = _displayed(img, orientation)
@@ -282,7 +330,7 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
                 f"Mask {path} has pixel mode {mode!r}; save it as a single-channel grayscale, binary or palette PNG.",
                 "unsupported_mask",
             )
-    return np.ascontiguousarray(values)
+    return np.ascontiguousarray(values), mode
 
 
 def resolve_under(root: str | os.PathLike, name: str) -> Path:
@@ -361,6 +409,7 @@ class ImageRef:
         path: the image file (already resolved under the data root).
         expected_size: ``(height, width)`` stated by the annotations, or ``None`` when nothing is stated.
         stated_by: where the expected size comes from, for messages (e.g. ``"annotations.json"``).
+        max_pixels: images with more pixels are refused before decoding (:data:`DEFAULT_MAX_PIXELS`).
 
     Example:
         >>> ref = ImageRef(Path("images/a.png"), (48, 64), "the COCO annotations")  # doctest: +SKIP
@@ -371,6 +420,7 @@ class ImageRef:
     path: Path
     expected_size: tuple[int, int] | None = None
     stated_by: str = "the annotations"
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
     _checked_size: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def _mismatch(self, actual: tuple[int, int]) -> InputError:
@@ -394,7 +444,7 @@ class ImageRef:
 
     def load(self) -> np.ndarray:
         """Read the image (:func:`read_image`) and check its size against the stated one."""
-        rgb = read_image(self.path)
+        rgb = read_image(self.path, self.max_pixels)
         actual = (int(rgb.shape[0]), int(rgb.shape[1]))
         self._checked_size = actual
         if self.expected_size is not None and actual != tuple(self.expected_size):

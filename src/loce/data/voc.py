@@ -14,8 +14,11 @@ and its box (from the mask's extent, exclusive right/bottom edge); its class is 
 
 The class PNGs are decoded once while loading (they are VOC's annotation files: they say which classes each image
 holds); masks are decoded again, lazily, when asked for. Skips: ``missing_mask``, ``missing_image``,
-``corrupt_mask``, ``bad_annotation`` (label values that are no VOC class), ``mask_size_mismatch`` (object PNG of
-another size than the class PNG; the class masks are still used).
+``corrupt_mask``, ``bad_annotation`` (label values that are no VOC class; a class PNG that is a 0/255 binary
+image rather than class indices: it names no class, and read as indices all of it would be void),
+``mask_size_mismatch`` (object PNG of another size than the class PNG; the class masks are still used),
+``oversized_mask`` (more pixels than ``max_pixels``). Grayscale index PNGs (class indices as grey values, as in
+SBD-style conversions) are read like palette PNGs.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from loce.data.dataset import ConceptDataset, check_category_names
-from loce.data.images import ImageRef, input_error, read_mask_png, resolve_under, skip_reason
+from loce.data.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageRef,
+    input_error,
+    read_mask_png,
+    read_mask_values,
+    resolve_under,
+    skip_reason,
+)
 from loce.data.sample import ConceptAnnotation, Instance, Sample
 from loce.data.skips import SkipLog
 from loce.errors import InputError
@@ -79,14 +90,14 @@ def _find_image(image_dir: Path, image_id: str) -> tuple[Path, str] | None:
 
 def _class_mask(ref: ImageRef, class_png: Path, label: int) -> np.ndarray:
     ref.check_size()
-    labels = read_mask_png(class_png)
+    labels = read_mask_png(class_png, ref.max_pixels)
     _check_stated(labels, ref, class_png)
     return labels == label
 
 
 def _instance_mask(ref: ImageRef, object_png: Path, index: int) -> np.ndarray:
     ref.check_size()
-    objects = read_mask_png(object_png)
+    objects = read_mask_png(object_png, ref.max_pixels)
     _check_stated(objects, ref, object_png)
     return objects == index
 
@@ -137,6 +148,7 @@ def load_voc(
     categories: Iterable[str] | None = None,
     use_instances: bool = True,
     strict: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> ConceptDataset:
     """Read a Pascal VOC segmentation set as a :class:`ConceptDataset`.
 
@@ -147,6 +159,8 @@ def load_voc(
         categories: VOC class names to keep (default all 20); unknown names raise :class:`InputError`.
         use_instances: read ``SegmentationObject`` PNGs (when present) for instance masks and boxes.
         strict: raise :class:`InputError` on the first bad entry instead of recording a skip.
+        max_pixels: masks and images of more pixels are refused before decoding (``oversized_mask`` /
+            ``oversized_image``); ``None``: no cap.
 
     Returns:
         The dataset; ``dataset.skips`` lists what was left out and why.
@@ -177,7 +191,14 @@ def load_voc(
     samples: list[Sample] = []
     for image_id in ids:
         sample = _build_sample(
-            image_id, image_dir, class_dir, object_dir, label_of, skips, use_instances=use_instances
+            image_id,
+            image_dir,
+            class_dir,
+            object_dir,
+            label_of,
+            skips,
+            use_instances=use_instances,
+            max_pixels=max_pixels,
         )
         if sample is not None:
             samples.append(sample)
@@ -193,6 +214,7 @@ def load_voc(
             "categories": None if categories is None else selected,
             "use_instances": use_instances,
             "strict": strict,
+            "max_pixels": max_pixels,
         },
     )
 
@@ -206,6 +228,7 @@ def _build_sample(
     skips: SkipLog,
     *,
     use_instances: bool,
+    max_pixels: int | None,
 ) -> Sample | None:
     where = {"sample_id": image_id}
     class_png = resolve_under(class_dir, image_id + ".png")
@@ -220,11 +243,21 @@ def _build_sample(
         return None
     image_path, image_name = found
     try:
-        labels = read_mask_png(class_png)
+        labels, mode = read_mask_values(class_png, max_pixels)
     except InputError as exc:
         skips.add("annotation", skip_reason(exc, "corrupt_mask"), str(exc), **where)
         return None
     present = np.flatnonzero(np.bincount(labels.ravel()))
+    if mode != "P" and set(present.tolist()) == {0, VOID_LABEL}:
+        skips.add(
+            "annotation",
+            "bad_annotation",
+            f"VOC class mask {class_png} is a 0/255 binary image (mode {mode}), not class indices: it names no "
+            "class, and read as VOC labels all of its foreground would be void (255). Save the class index "
+            f"(1-{len(VOC_CLASSES)}) of each pixel, e.g. as a palette PNG like VOC's SegmentationClass.",
+            **where,
+        )
+        return None
     unknown = [int(v) for v in present if v > len(VOC_CLASSES) and v != VOID_LABEL]
     if unknown:
         skips.add(
@@ -240,17 +273,23 @@ def _build_sample(
     if not wanted:
         return None
     ref = ImageRef(
-        image_path, (int(labels.shape[0]), int(labels.shape[1])), f"its class mask {class_png.name}"
+        image_path,
+        (int(labels.shape[0]), int(labels.shape[1])),
+        f"its class mask {class_png.name}",
+        max_pixels,
     )
 
     instances: dict[int, list[Instance]] = {}
     object_png = resolve_under(object_dir, image_id + ".png")
     if use_instances and object_png.is_file():
         try:
-            objects = read_mask_png(object_png)
+            objects = read_mask_png(object_png, max_pixels)
         except InputError as exc:
             skips.add(
-                "annotation", "corrupt_mask", f"{exc} (class masks are used without instances)", **where
+                "annotation",
+                skip_reason(exc, "corrupt_mask"),
+                f"{exc} (class masks are used without instances)",
+                **where,
             )
         else:
             if objects.shape != labels.shape:
