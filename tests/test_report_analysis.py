@@ -62,7 +62,7 @@ def test_sections_follow_quality_and_examples_and_are_tagged(report):
     sub = next(s for s in data.sections if s.title == "Sub-concepts")
     assert "ball" in " ".join(sub.tables[0].frame["concept"]) and len(sub.figures) == len(LAYERS)
     gallery = next(s for s in data.sections if s.title == "Concept retrieval").figures[1]
-    assert "without heat maps" in gallery.caption and MODEL in gallery.caption
+    assert "crops around each object" in gallery.caption and MODEL in gallery.caption
 
 
 def test_maps_carry_true_cosine_neighbours_and_thumbnails(report):
@@ -103,3 +103,72 @@ def test_a_run_without_analysis_contributes_nothing(tmp_path):
     run, _, _ = make_run(tmp_path)
     context = SectionContext([run], read_rows([run]), tmp_path / "figs", {c: "#000000" for c in CONCEPTS})
     assert analysis_sections(context) == [] and context.maps == []
+
+
+def _refuse_models(monkeypatch):
+    import torch
+
+    import loce.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("building a report must not load a model or run a forward pass")
+
+    monkeypatch.setattr(loce.models, "load_model", refuse)
+    monkeypatch.setattr(torch.nn.Module, "__call__", refuse)
+
+
+def test_building_a_report_loads_no_model_and_reuses_its_figures(tmp_path, monkeypatch):
+    from loce.report.collect import build_report
+    from loce.report.profile import SectionTimer
+
+    _refuse_models(monkeypatch)
+    run, _, _ = make_run(tmp_path)
+    analyze_run(run, settings=AnalysisSettings(map_method="pca", ks=(1, 5)))
+    first, second = SectionTimer(), SectionTimer()
+    index = build_report([run], tmp_path / "report", examples_per_concept=1, progress=False, timer=first)
+    figures = sorted((tmp_path / "report" / "img" / "figures").glob("analysis_*"))
+    build_report([run], tmp_path / "report", examples_per_concept=1, progress=False, timer=second)
+    assert sorted((tmp_path / "report" / "img" / "figures").glob("analysis_*")) == figures
+    drawn = [name for name, _ in first.totals() if name.startswith("draw figures")]
+    assert drawn and not [name for name, _ in second.totals() if name.startswith("draw figures")]
+    assert "What was found" in index.read_text()
+
+
+def test_report_shows_only_what_the_latest_analysis_lists(tmp_path):
+    run, _, _ = make_run(tmp_path)
+    analyze_run(run, settings=AnalysisSettings(map_method="pca", ks=(1, 5)))
+    assert (run / "analysis" / "purity_clusters.parquet").is_file()
+    analyze_run(
+        run,
+        concepts=["ball", "cube"],
+        settings=AnalysisSettings(analyses=("retrieval",), map_method="pca", ks=(1,)),
+    )
+    data = collect_report([run], tmp_path / "report", examples_per_concept=0, progress=False)
+    titles = [s.title for s in data.sections]
+    for stale in ("Concept purity", "Outliers", "Sub-concepts", "Mixed clusters"):
+        assert stale not in titles
+    for section in data.sections[1:]:
+        for table in section.tables:
+            if "concept" in table.frame.columns:
+                shown = set(table.frame["concept"].astype(str)) - {"(all)", "(mean of concepts)"}
+                assert shown <= {"ball", "cube"}, (table.title, shown)
+    headline = next(s for s in data.sections if s.title == "Distribution analyses").tables[0].frame
+    assert "purity" not in headline.columns and set(headline["n_concepts"]) == {2}
+
+
+@pytest.mark.parametrize("name", ["headline.parquet", "layers"])
+def test_a_damaged_analysis_file_is_a_one_line_error_naming_it(tmp_path, capsys, name):
+    from loce.cli.main import main
+
+    run, _, _ = make_run(tmp_path)
+    analyze_run(run, settings=AnalysisSettings(map_method="pca", ks=(1,)))
+    if name == "layers":
+        damaged = next((run / "analysis" / "layers").glob("*/loces.parquet"))
+    else:
+        damaged = run / "analysis" / name
+    damaged.write_bytes(b"PAR1 this is not a parquet file")
+    code = main(["report", str(run), "--out", str(tmp_path / "report"), "--no-progress", "--examples", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1, err
+    assert str(damaged.parent if name == "layers" else damaged) in err[0] and "Traceback" not in err[0]
+    assert "loce analyze" in err[0]

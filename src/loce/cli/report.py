@@ -36,13 +36,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--examples", type=int, default=6, metavar="N", help="example images per concept")
     parser.add_argument("--seed", type=int, default=0, help="seed of the choice of example images")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--profile", action="store_true", help="print the time of each part of the build to stderr"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the report and print the path of its ``index.html``."""
-    from loce.report.collect import build_report
+    import sys
 
+    from loce.report.collect import build_report
+    from loce.report.profile import SectionTimer
+
+    timer = SectionTimer()
     index = build_report(
         args.runs,
         args.out,
@@ -50,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
         examples_per_concept=args.examples,
         seed=args.seed,
         progress=not args.no_progress,
+        timer=timer,
     )
+    if args.profile:
+        print("report build time per part:", file=sys.stderr)
+        for line in timer.lines():
+            print("  " + line, file=sys.stderr)
     print(index.resolve())
     return 0

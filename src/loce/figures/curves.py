@@ -24,10 +24,13 @@ def _summarise(frame: pd.DataFrame, value: str, band: str) -> pd.DataFrame:
     elif band == "sem":
         sem = (grouped.std(ddof=1) / np.sqrt(grouped.count())).fillna(0.0)
         out["lower"], out["upper"] = out["mean"] - sem, out["mean"] + sem
+    elif band == "ci95":  # normal-approximation 95% interval of the mean over queries
+        half = (1.96 * grouped.std(ddof=1) / np.sqrt(grouped.count())).fillna(0.0)
+        out["lower"], out["upper"] = out["mean"] - half, out["mean"] + half
     elif band == "iqr":
         out["lower"], out["upper"] = grouped.quantile(0.25), grouped.quantile(0.75)
     else:
-        raise ValueError(f"band must be 'std', 'sem' or 'iqr', got {band!r}")
+        raise ValueError(f"band must be 'std', 'sem', 'ci95' or 'iqr', got {band!r}")
     return out.reset_index()
 
 
@@ -41,20 +44,23 @@ def precision_at_k_curves(
     model_order: Sequence[str] | None = None,
     ylabel: str = "precision@k",
     title: str | None = None,
+    errorbars: bool = False,
     fig: Figure | None = None,
 ) -> Figure:
-    """Plot mean precision@k against k with a spread band, one line per layer, one panel per model.
+    """Plot mean precision@k against k with a spread band (or error bars), one line per layer and model panel.
 
     Args:
         frame: long table with columns ``k``, ``layer`` and optionally ``model``, and either ``value`` (one row
             per query or concept and k; mean and band are computed here) or ready ``mean``, ``lower``,
             ``upper`` columns.
         value: the column of per-row precision values.
-        band: spread shown around the mean: ``"std"``, ``"sem"`` or ``"iqr"`` (25-75 %).
+        band: spread shown around the mean: ``"std"``, ``"sem"``, ``"ci95"`` (95% interval of the mean) or
+            ``"iqr"`` (25-75 %).
         layer_order: order of layers (and of their colours, shallow to deep); default first appearance.
         model_order: order of the panels.
         ylabel: y-axis label.
         title: figure title.
+        errorbars: draw ``lower``..``upper`` as error bars (intervals) instead of a shaded band.
         fig: draw into this (empty) figure.
 
     Returns:
@@ -93,14 +99,28 @@ def precision_at_k_curves(
             if rows.empty:
                 continue
             ks = rows["k"].to_numpy(dtype=float)
-            ax.fill_between(
-                ks,
-                rows["lower"].to_numpy(float),
-                rows["upper"].to_numpy(float),
-                color=layer_color[layer],
-                alpha=0.18,
-                linewidth=0,
-            )
+            if errorbars:
+                mean = rows["mean"].to_numpy(float)
+                ax.errorbar(
+                    ks,
+                    mean,
+                    yerr=np.vstack(
+                        [mean - rows["lower"].to_numpy(float), rows["upper"].to_numpy(float) - mean]
+                    ),
+                    fmt="none",
+                    ecolor=layer_color[layer],
+                    elinewidth=1.1,
+                    capsize=2.5,
+                )
+            else:
+                ax.fill_between(
+                    ks,
+                    rows["lower"].to_numpy(float),
+                    rows["upper"].to_numpy(float),
+                    color=layer_color[layer],
+                    alpha=0.18,
+                    linewidth=0,
+                )
             ax.plot(
                 ks,
                 rows["mean"].to_numpy(float),

@@ -1,10 +1,9 @@
 """Galleries of the distribution analyses: the images behind retrieval, outliers, sub-concepts and mixed clusters.
 
 The choice of images comes from what ``loce analyze`` stored (neighbours, outlier ranks, sub-concept
-memberships, purity clusters); this module reads the images and masks from the run and draws them. Retrieval
-galleries also show each query's LoCE projected onto the images as a heat map: the run's model is loaded from its
-manifest (offline) and run on the handful of gallery images only; when it cannot be loaded the gallery is drawn
-without heat maps and the caption says why.
+memberships, purity clusters); this module reads the images from disk and the masks from the store (RLE) and
+draws object-centred crops with the mask outlined and the score in the title. The report only reads: no model is
+loaded and no forward pass is run (projections of LoCEs onto images are ``loce localize``'s job).
 """
 
 from __future__ import annotations
@@ -18,15 +17,15 @@ import numpy as np
 import pandas as pd
 
 from loce.data.images import read_image
-from loce.errors import InputError, LoceError, StoreError
+from loce.errors import InputError, StoreError
 from loce.figures import Tile, cluster_gallery, group_gallery, retrieval_gallery
+from loce.report.thumbnails import object_crop
 from loce.store import LoCEStore, mask_from_rle
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from loce.analysis.figure_data import FigureData
-    from loce.models import LoadedModel
 
 MASK_COLUMNS = ["sample_id", "concept", "image", "mask_rle", "mask_height", "mask_width"]
 
@@ -69,83 +68,16 @@ class ImageSource:
             return None
         return mask_from_rle(row["mask_rle"], int(row["mask_height"]), int(row["mask_width"]))
 
-    def tile(
-        self, sample_id: str, concept: str, *, title: str, color: str, heatmap: np.ndarray | None = None
-    ) -> Tile | None:
-        """A gallery tile of the LoCE's image with its mask outlined, or ``None`` when the image is unreadable."""
+    def tile(self, sample_id: str, concept: str, *, title: str, color: str, crop: bool = True) -> Tile | None:
+        """A gallery tile of the LoCE's object (cropped around its mask, outlined), or ``None`` if unreadable."""
         name = self.image_of(sample_id, concept)
         picture = None if name is None else self.image(name)
         if picture is None:
             return None
-        return Tile(picture, self.mask(sample_id, concept), heatmap, title=title, color=color)
-
-
-class LoceProjector:
-    """Heat maps of a run's LoCEs on images: the model of the run's job, loaded once, on the gallery images only.
-
-    Example:
-        >>> projector = LoceProjector(LoCEStore.open("RUN"))  # doctest: +SKIP
-        >>> maps, reason = projector.heatmaps("efficientnet-lite0", "_blocks.10", vector, images)  # doctest: +SKIP
-    """
-
-    def __init__(self, store: LoCEStore, device: str = "cpu"):
-        self.store, self.device = store, device
-        self._models: dict[str, tuple[LoadedModel | None, str]] = {}
-        self._vectors: dict[tuple[str, str], tuple[np.ndarray, dict[tuple[str, str], int]]] = {}
-
-    def model(self, model: str, layer: str) -> tuple[LoadedModel | None, str]:
-        """The loaded model of the job that fitted ``(model, layer)``, or ``None`` and the reason."""
-        if model not in self._models:
-            self._models[model] = self._load(model, layer)
-        return self._models[model]
-
-    def _load(self, model: str, layer: str) -> tuple[LoadedModel | None, str]:
-        from loce.models import load_model_from_identity
-
-        specs = [s for s in self.store.jobs.values() if s.method == "loce" and s.model == model]
-        spec = next((s for s in specs if layer in s.layers), specs[0] if specs else None)
-        if spec is None:
-            return None, f"the run's manifest has no LoCE job of model {model!r}"
-        if spec.model.startswith("module:"):
-            return None, f"the model {spec.model!r} was passed from Python and cannot be reloaded"
-        identity = spec.model_identity or {"spec": spec.model, "preprocessing": spec.preprocessing}
-        try:
-            return load_model_from_identity(identity, device=self.device), ""
-        except (LoceError, ImportError, OSError, RuntimeError, ValueError) as exc:
-            return None, f"the model {spec.model!r} could not be loaded offline ({str(exc).splitlines()[0]})"
-
-    def vector(self, model: str, layer: str, sample_id: str, concept: str) -> np.ndarray | None:
-        """The stored LoCE of ``(sample_id, concept)`` at ``(model, layer)``."""
-        if (model, layer) not in self._vectors:
-            X, meta = self.store.vectors(layer=layer, model=model, columns=["sample_id", "concept"])
-            keys = zip(meta["sample_id"].astype(str), meta["concept"].astype(str))
-            lookup: dict[tuple[str, str], int] = {}
-            for i, key in enumerate(keys):
-                lookup.setdefault(key, i)
-            self._vectors[(model, layer)] = (X, lookup)
-        X, lookup = self._vectors[(model, layer)]
-        i = lookup.get((str(sample_id), str(concept)))
-        return None if i is None else X[i]
-
-    def heatmaps(
-        self, model: str, layer: str, vector: np.ndarray, images: list[np.ndarray]
-    ) -> tuple[list[np.ndarray] | None, str]:
-        """``sigmoid(v . A)`` on the layer's grid for each image, or ``None`` and the reason."""
-        import torch
-
-        from loce.capture import capture_activations
-        from loce.fit import project
-
-        loaded, reason = self.model(model, layer)
-        if loaded is None:
-            return None, reason
-        try:
-            with torch.no_grad():
-                acts = capture_activations(loaded, images, [layer], batch_size=8)[layer]
-            maps = project(torch.as_tensor(vector, dtype=torch.float32), acts).cpu().numpy()
-        except (LoceError, RuntimeError, ValueError) as exc:
-            return None, f"the activations of {layer!r} could not be computed ({str(exc).splitlines()[0]})"
-        return list(maps), ""
+        mask = self.mask(sample_id, concept)
+        if crop:
+            picture, mask = object_crop(picture, mask)
+        return Tile(picture, mask, title=title, color=color)
 
 
 def _pick_queries(data: FigureData, n_queries: int, seed: int) -> list[int]:
@@ -165,7 +97,6 @@ def _pick_queries(data: FigureData, n_queries: int, seed: int) -> list[int]:
 
 def retrieval_figure(
     source: ImageSource,
-    projector: LoceProjector | None,
     data: FigureData,
     colors: Mapping[str, str],
     *,
@@ -173,45 +104,28 @@ def retrieval_figure(
     k: int = 5,
     seed: int = 0,
 ) -> tuple[Figure | None, str]:
-    """Queries and their ``k`` nearest LoCEs, masks outlined, the query's LoCE projected as a heat map."""
+    """Queries and their ``k`` nearest LoCEs as object crops, masks outlined, similarity in each title."""
     cols, values = data.neighbour_table(k)
     loces = data.loces
-    rows, reasons = [], set()
+    rows = []
     similarity = "similarity" if data.neighbours["similarity"].notna().all() else "distance"
     for q in _pick_queries(data, n_queries, seed):
         members = [q, *cols[q].tolist()]
         keys = [(loces.at[r, "sample_id"], loces.at[r, "concept"]) for r in members]
-        heat: list[np.ndarray | None] = [None] * len(members)
-        if projector is not None:
-            vector = projector.vector(data.model, data.layer, *keys[0])
-            names = [source.image_of(*key) for key in keys]
-            images = [None if name is None else source.image(name) for name in names]
-            if vector is not None and all(img is not None for img in images):
-                maps, reason = projector.heatmaps(data.model, data.layer, vector, images)
-                if maps is not None:
-                    heat = maps
-                else:
-                    reasons.add(reason)
         titles = [f"query: {keys[0][1]}"] + [
             f"{rank}. {c} · {values[q, rank - 1]:.2f}" for rank, (_, c) in enumerate(keys[1:], start=1)
         ]
         tiles = [
-            source.tile(s, c, title=t, color=colors.get(c, "#444444"), heatmap=h)
-            for (s, c), t, h in zip(keys, titles, heat)
+            source.tile(s, c, title=t, color=colors.get(c, "#444444")) for (s, c), t in zip(keys, titles)
         ]
         if tiles[0] is not None:
             rows.append((tiles[0], [t for t in tiles[1:] if t is not None]))
     if not rows:
         return None, ""
-    if projector is None:
-        note = "No heat maps (not requested)."
-    elif reasons:
-        note = "Drawn without heat maps: " + "; ".join(sorted(reasons)) + "."
-    else:
-        note = "Heat map: the query's LoCE projected onto each image (sigmoid of the 1x1 projection)."
+    shown = "cosine similarity" if similarity == "similarity" else "distance"
     caption = (
-        f"Queries from concepts of high to low precision@5, each with its {k} nearest LoCEs ({similarity} shown; "
-        f"frames and outlines in the neighbour's concept colour). {note}"
+        f"Queries from concepts of high to low precision@5, each with its {k} nearest LoCEs ({shown} in the "
+        "title; crops around each object, outlined and framed in its concept's colour)."
     )
     return retrieval_gallery(rows, tile_size=1.6), caption
 
@@ -228,7 +142,7 @@ def outlier_figure(
     if data.outliers is None or data.outliers.empty:
         return None
     method = str(data.info.get("outlier_methods", ["summed_cosine"])[0])
-    rank = f"{method}_rank"
+    rank, score = f"{method}_rank", f"{method}_score"
     top = data.outliers[data.outliers[rank] <= per_concept].sort_values(["concept", rank])
     counts = data.loces["concept"].value_counts()
     groups: dict[str, list[Tile]] = {}
@@ -236,7 +150,12 @@ def outlier_figure(
         rows = top[top["concept"] == concept]
         tiles = [
             source.tile(
-                r.sample_id, concept, title=f"#{getattr(r, rank)}", color=colors.get(concept, "#444444")
+                r.sample_id,
+                concept,
+                title=f"#{getattr(r, rank)} · {getattr(r, score):.3g}"
+                if hasattr(r, score)
+                else f"#{getattr(r, rank)}",
+                color=colors.get(concept, "#444444"),
             )
             for r in rows.itertuples(index=False)
         ]

@@ -20,6 +20,8 @@ from loce.errors import InputError, StoreError
 from loce.figures import Tile, concept_colors, group_gallery, iou_distributions, save_figure
 from loce.figures._base import PHOTO_FORMATS
 from loce.report.data import FigureRef, LoceMap, ReportData, Section, Table, Tags, natural_key
+from loce.report.profile import SectionTimer
+from loce.report.thumbnails import object_crop
 from loce.store import OK, LoCEStore, mask_from_rle
 
 LOCE_METHOD = "loce"
@@ -127,7 +129,8 @@ def example_tiles(
 ) -> tuple[dict[str, list[Tile]], list[str]]:
     """Up to ``per_concept`` images per concept of one run with the concept's mask outlined (seeded choice).
 
-    Returns the tiles per concept and the images that could not be read (they are left out, not fatal).
+    Each tile is the object's surroundings (a crop around its mask), outlined. Returns the tiles per concept and
+    the images that could not be read (they are left out, not fatal).
     """
     store = LoCEStore.open(run)
     ok = rows[(rows["run"] == Path(run).name) & (rows["status"] == OK)]
@@ -154,6 +157,7 @@ def example_tiles(
             if sample_id in masks.index and isinstance(masks.at[sample_id, "mask_rle"], str):
                 m = masks.loc[sample_id]
                 mask = mask_from_rle(m["mask_rle"], int(m["mask_height"]), int(m["mask_width"]))
+            picture, mask = object_crop(picture, mask)
             tiles.append(Tile(picture, mask, title=Path(str(image)).name, color=colors[concept]))
         groups[concept] = tiles
     return groups, missing
@@ -173,7 +177,8 @@ SECTION_PROVIDERS: list[str] = [
 class SectionContext:
     """What a section provider gets: the runs, their store rows, where to draw figures, the concept colours.
 
-    A provider that has interactive maps appends them to ``maps`` (they are shown above the sections).
+    A provider that has interactive maps appends them to ``maps`` (they are shown above the sections); it times
+    its parts with ``timer`` (``loce report --profile``) and records how many figures it drew or reused.
     """
 
     runs: list[Path]
@@ -183,6 +188,12 @@ class SectionContext:
     seed: int = 0
     progress: bool = True
     maps: list[LoceMap] = field(default_factory=list)
+    timer: SectionTimer = field(default_factory=SectionTimer)
+    figure_counts: dict[str, int] = field(default_factory=dict)
+    writers: list = field(default_factory=list)
+    analyses: dict[str, list] = field(default_factory=dict)  # protocol -> AnalysisOutput of each analysed run
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables other providers read (comparison)
+    findings: list = field(default_factory=list)  # findings contributed by providers (ground truth)
 
 
 def provided_sections(context: SectionContext) -> list[Section]:
@@ -190,9 +201,26 @@ def provided_sections(context: SectionContext) -> list[Section]:
     sections: list[Section] = []
     for name in SECTION_PROVIDERS:
         module_name, function_name = name.split(":")
-        provider = getattr(importlib.import_module(module_name), function_name)
-        sections.extend(provider(context))
+        with context.timer(function_name.replace("_", " ")):
+            provider = getattr(importlib.import_module(module_name), function_name)
+            sections.extend(provider(context))
     return sections
+
+
+def dataset_key(run: Path, rows: pd.DataFrame) -> tuple[str, ...]:
+    """What identifies the images a run was fitted on: the resolved paths of its images, sorted.
+
+    Runs of several models on one dataset share the key, so the report shows that dataset's examples once.
+    """
+    store = LoCEStore.open(run)
+    images = rows.loc[rows["run"] == Path(run).name, "image"].dropna().astype(str).unique()
+    paths = []
+    for image in images:
+        try:
+            paths.append(str(Path(store.image_path(image)).resolve()))
+        except (InputError, StoreError):
+            paths.append(image)
+    return tuple(sorted(paths))
 
 
 def collect_report(
@@ -203,6 +231,7 @@ def collect_report(
     examples_per_concept: int = 6,
     seed: int = 0,
     progress: bool = True,
+    timer: SectionTimer | None = None,
 ) -> ReportData:
     """Read the runs, draw their figures into ``out/img/figures`` and return the report's data.
 
@@ -213,6 +242,7 @@ def collect_report(
         examples_per_concept: example images per concept and run (0: none).
         seed: seed of the choice of examples.
         progress: show a progress bar on stderr.
+        timer: records the time of each part (``loce report --profile``).
 
     Returns:
         The :class:`ReportData`, ready for :func:`loce.report.write_report`.
@@ -222,7 +252,9 @@ def collect_report(
     """
     runs = [Path(r) for r in runs]
     figures = Path(out) / "img" / "figures"
-    rows = read_rows(runs)
+    timer = timer if timer is not None else SectionTimer()
+    with timer("read the stores"):
+        rows = read_rows(runs)
     all_rows = rows
     rows = rows[rows["method"] == LOCE_METHOD]  # baselines have their own sections (see SECTION_PROVIDERS)
     if rows.empty:
@@ -239,14 +271,17 @@ def collect_report(
         key="quality",
     )
     for model in models:
-        frame = ok[ok["model"] == model]
-        layers = sorted(frame["layer"].unique(), key=natural_key)
-        fig = iou_distributions(frame, layer_order=layers, colors=colors, title=f"IoU per concept · {model}")
-        path = save_figure(fig, figures / f"iou_{len(quality.figures):02d}", formats=("png", "svg"))[0]
-        quality.figures.append(
-            FigureRef(path, f"IoU per concept and layer of {model}", Tags(model=model), wide=True)
-        )
-        bar.update()
+        with timer("LoCE quality figures"):
+            frame = ok[ok["model"] == model]
+            layers = sorted(frame["layer"].unique(), key=natural_key)
+            fig = iou_distributions(
+                frame, layer_order=layers, colors=colors, title=f"IoU per concept · {model}"
+            )
+            path = save_figure(fig, figures / f"iou_{len(quality.figures):02d}", formats=("png", "svg"))[0]
+            quality.figures.append(
+                FigureRef(path, f"IoU per concept and layer of {model}", Tags(model=model), wide=True)
+            )
+            bar.update()
     quality.tables.append(Table("IoU per model, layer and concept", quality_table(rows)))
 
     sections = [quality]
@@ -256,29 +291,42 @@ def collect_report(
             "Images of each concept with its mask outlined, as the LoCEs were fitted.",
             key="examples",
         )
+        shown: dict[tuple[str, ...], str] = {}
         for run in runs:
-            groups, missing = example_tiles(run, rows, examples_per_concept, colors, seed)
-            groups = {c: t for c, t in groups.items() if t}
-            if groups:
-                fig = group_gallery(groups, max_per_group=examples_per_concept, tile_size=1.5)
-                path = save_figure(
-                    fig, figures / f"examples_{len(examples.figures):02d}", formats=PHOTO_FORMATS
-                )[0]
-                note = (
-                    f" ({len(missing)} image{'s' if len(missing) != 1 else ''} could not be read)"
-                    if missing
-                    else ""
-                )
-                examples.figures.append(FigureRef(path, f"Examples of {run.name}{note}", wide=True))
-            bar.update()
+            with timer("examples"):
+                key = dataset_key(run, rows)
+                if key in shown:  # the same images as an earlier run: its examples are already shown
+                    examples.text += f" {run.name} has the same images as {shown[key]}."
+                    bar.update()
+                    continue
+                shown[key] = run.name
+                groups, missing = example_tiles(run, rows, examples_per_concept, colors, seed)
+                groups = {c: t for c, t in groups.items() if t}
+                if groups:
+                    fig = group_gallery(groups, max_per_group=examples_per_concept, tile_size=1.5)
+                    path = save_figure(
+                        fig, figures / f"examples_{len(examples.figures):02d}", formats=PHOTO_FORMATS
+                    )[0]
+                    note = (
+                        f" ({len(missing)} image{'s' if len(missing) != 1 else ''} could not be read)"
+                        if missing
+                        else ""
+                    )
+                    examples.figures.append(FigureRef(path, f"Examples of {run.name}{note}", wide=True))
+                bar.update()
         if examples.figures:
             sections.append(examples)
     bar.close()
     figures.mkdir(parents=True, exist_ok=True)
     context = SectionContext(
-        runs=runs, rows=all_rows, figures=figures, colors=colors, seed=seed, progress=progress
+        runs=runs, rows=all_rows, figures=figures, colors=colors, seed=seed, progress=progress, timer=timer
     )
     sections.extend(provided_sections(context))
+    for writer in context.writers:
+        writer.prune()
+    overview = overview_facts(rows, methods=sorted(all_rows["method"].dropna().unique()))
+    with timer("findings"):
+        findings = collect_findings(runs, context, rows, overview)
 
     skips = skip_table(all_rows)
     overview_tables = (
@@ -289,12 +337,71 @@ def collect_report(
     return ReportData(
         title=title or ("LoCE report · " + ", ".join(r.name for r in runs)),
         subtitle=" · ".join(str(r.resolve()) for r in runs),
-        overview=overview_facts(rows, methods=sorted(all_rows["method"].dropna().unique())),
+        overview=overview,
         overview_tables=overview_tables,
         maps=context.maps,
         sections=sections,
         concepts=sorted(colors),
+        findings=findings,
     )
+
+
+def _manifests(runs: Sequence[Path]) -> dict[str, dict]:
+    import json
+
+    out = {}
+    for run in runs:
+        try:
+            out[Path(run).name] = json.loads((Path(run) / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            out[Path(run).name] = {}
+    return out
+
+
+def collect_findings(
+    runs: Sequence[Path], context: SectionContext, rows: pd.DataFrame, overview: dict
+) -> list:
+    """The findings of the report (:mod:`loce.report.findings`) from what the providers read and the store."""
+    from loce.report import findings as F
+
+    found: list = []
+    weights = F.weights_findings(_manifests(runs), "overview")
+    found += [f for f in weights if f.level == "warning"]
+    for protocol, outputs in sorted(context.analyses.items(), key=lambda item: item[0] != "default"):
+        link = {"default": None, "paper": "paper-protocol"}.get(protocol)
+        heads = [o.tables["headline"].assign(run=o.run.name) for o in outputs if "headline" in o.tables]
+        head = pd.concat(heads, ignore_index=True) if heads else pd.DataFrame()
+        if head.empty:
+            continue
+        if len(runs) == 1:
+            head = head.drop(columns=["run"])
+        found += F.best_layer_findings(
+            head, "precision_at_1", "retrieval precision@1", link or "analysis-retrieval"
+        )
+        found += F.best_layer_findings(head, "purity", "concept purity", link or "analysis-purity")
+        if protocol == "default":
+            pairs = [
+                o.tables["confused_pairs"].assign(run=o.run.name)
+                for o in outputs
+                if "confused_pairs" in o.tables
+            ]
+            if pairs:
+                frame = pd.concat(pairs, ignore_index=True)
+                found += F.confusion_findings(
+                    frame if len(runs) > 1 else frame.drop(columns=["run"]), head, "analysis-separation"
+                )
+    found += F.convergence_findings(quality_table(rows), "quality")
+    comparison = context.tables.get("comparison")
+    if comparison is not None:
+        found += F.baseline_findings(comparison, "methods")
+    found += context.findings
+    found += [f for f in weights if f.level != "warning"]
+    settings = {}
+    for outputs in context.analyses.values():
+        for o in outputs:
+            settings = {**o.settings, **settings}
+    found += F.data_findings(overview, sorted(context.analyses), settings, "overview")
+    return found
 
 
 def build_report(runs: Sequence[str | Path], out: str | Path, **options) -> Path:
@@ -311,4 +418,7 @@ def build_report(runs: Sequence[str | Path], out: str | Path, **options) -> Path
     """
     from loce.report.write import write_report
 
-    return write_report(collect_report(runs, out, **options), Path(out))
+    timer = options.setdefault("timer", SectionTimer())
+    data = collect_report(runs, out, **options)
+    with timer("write the page"):
+        return write_report(data, Path(out))

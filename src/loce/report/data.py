@@ -74,6 +74,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     tags: Tags = field(default_factory=Tags)
     key: str | None = None  # anchor id; default derived from the title
+    open: bool = False  # shown unfolded when the page opens (every section folds)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class ReportData:
         concepts: every concept name; colours are assigned from this list (pass the list the figures were drawn
             with, so they agree). Default: collected from maps, tags and table columns.
         subtitle: a line under the title (e.g. the run directories).
+        findings: what was found, in sentences (:class:`loce.report.findings.Finding`), shown first.
     """
 
     title: str
@@ -134,6 +136,7 @@ class ReportData:
     sections: list[Section] = field(default_factory=list)
     concepts: list[str] | None = None
     subtitle: str = ""
+    findings: list[Any] = field(default_factory=list)
 
     def all_tags(self) -> dict[str, list[str]]:
         """Layer, model and concept values mentioned anywhere, naturally sorted (the nav bar's filter choices)."""

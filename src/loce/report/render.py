@@ -160,15 +160,29 @@ def render_figure(figure: FigureRef, url_of: UrlOf, colors: Mapping[str, str]) -
     )
 
 
-def render_section(section: Section, key: str, url_of: UrlOf, colors: Mapping[str, str]) -> Markup:
+def _foldable(
+    title: str, lead: str | None, body: list, *, open_: bool, extra: Markup | None = None
+) -> Markup:
+    """A ``<details>`` block: the title (and lead) is the summary line, the rest folds away."""
+    head = el(
+        "summary",
+        el("h2", title),
+        extra,
+        el("p", lead, class_="lead") if lead else None,
+        class_="section-head",
+    )
     return el(
-        "section",
-        el(
-            "div",
-            el("h2", section.title),
-            el("p", section.text, class_="lead") if section.text else None,
-            class_="section-head",
-        ),
+        "details", head, el("div", body, class_="section-body"), class_="fold", open=True if open_ else None
+    )
+
+
+def render_section(section: Section, key: str, url_of: UrlOf, colors: Mapping[str, str]) -> Markup:
+    counts = []
+    if section.figures:
+        counts.append(f"{len(section.figures)} figure{'s' if len(section.figures) != 1 else ''}")
+    if section.tables:
+        counts.append(f"{len(section.tables)} table{'s' if len(section.tables) != 1 else ''}")
+    body = [
         el("div", [render_figure(f, url_of, colors) for f in section.figures], class_="figure-grid")
         if section.figures
         else None,
@@ -176,9 +190,70 @@ def render_section(section: Section, key: str, url_of: UrlOf, colors: Mapping[st
         el(
             "p", "Nothing in this section matches the current filter.", class_="empty-note muted", hidden=True
         ),
+    ]
+    return el(
+        "section",
+        _foldable(
+            section.title,
+            section.text,
+            body,
+            open_=section.open,
+            extra=el("span", " · ".join(counts), class_="fold-count muted") if counts else None,
+        ),
         id=key,
         class_="section",
         **_tag_attrs(section.tags),
+    )
+
+
+def render_findings(data: ReportData, links: Mapping[str, str]) -> Markup | None:
+    """The findings first: loud warnings, then one list per topic, each sentence linked to its evidence."""
+    if not data.findings:
+        return None
+    warnings = [f for f in data.findings if f.level == "warning" and f.topic == "provenance"]
+    topics: dict[str, list] = {}
+    for finding in data.findings:
+        if finding not in warnings:  # the banner says it already
+            topics.setdefault(finding.topic, []).append(finding)
+    blocks = []
+    for topic, items in topics.items():
+        entries = []
+        for f in items:
+            target = f.link if f.link in links else None
+            entries.append(
+                el(
+                    "li",
+                    f.text,
+                    " ",
+                    el("a", f"→ {links[target]}", href=f"#{target}", class_="finding-link")
+                    if target
+                    else None,
+                    class_="finding warning" if f.level == "warning" else "finding",
+                )
+            )
+        blocks.append(el("div", el("h3", topic), el("ul", entries), class_="finding-group"))
+    banner = (
+        el("div", [el("p", f.text) for f in warnings], class_="banner warning", role="alert")
+        if warnings
+        else None
+    )
+    toc = el(
+        "nav",
+        el("h3", "Sections"),
+        el("ol", [el("li", el("a", title, href=f"#{key}")) for key, title in links.items()]),
+        class_="findings-toc",
+    )
+    return el(
+        "section",
+        banner,
+        el(
+            "div",
+            el("div", el("h2", "What was found"), blocks, class_="findings-main"),
+            toc,
+            class_="card findings-card",
+        ),
+        id="findings",
+        class_="section findings",
     )
 
 
@@ -205,17 +280,14 @@ def render_overview(data: ReportData, colors: Mapping[str, str]) -> Markup:
         )
         for name, color in colors.items()
     ]
-    return el(
-        "section",
-        el("div", el("h2", "Overview"), class_="section-head"),
+    body = [
         el("div", stats, class_="stats") if stats else None,
         el("div", el("h3", "Concepts"), el("div", chips, class_="concept-chips"), class_="card concepts-card")
         if chips
         else None,
         [render_table(t, colors) for t in data.overview_tables],
-        id="overview",
-        class_="section",
-    )
+    ]
+    return el("section", _foldable("Overview", None, body, open_=True), id="overview", class_="section")
 
 
 def map_payload(maps: list[LoceMap], url_of: UrlOf) -> list[dict[str, Any]]:
@@ -295,16 +367,13 @@ def render_maps(data: ReportData, colors: Mapping[str, str]) -> Markup:
         "Each point is one LoCE (one concept in one image), placed by a 2-D embedding of its layer's LoCEs and "
         "coloured by concept. Click a concept in the legend to hide it."
     )
-    return el(
-        "section",
-        el("div", el("h2", "LoCE map"), el("p", lead, class_="lead"), class_="section-head"),
+    body = [
         el("div", el("div", tabs, class_="map-tabs", role="tablist"), panes, class_="card map-card"),
         el(
             "p", "Nothing in this section matches the current filter.", class_="empty-note muted", hidden=True
         ),
-        id="map",
-        class_="section",
-    )
+    ]
+    return el("section", _foldable("LoCE map", lead, body, open_=True), id="map", class_="section")
 
 
 def render_report(data: ReportData, url_of: UrlOf) -> str:
@@ -316,12 +385,15 @@ def render_report(data: ReportData, url_of: UrlOf) -> str:
     tags = data.all_tags()
     # The figures' colours come from the same list, so a concept looks the same in figures and page.
     colors = concept_colors(data.concepts if data.concepts is not None else tags["concept"])
-    taken = {"overview", "map"}
+    taken = {"overview", "map", "findings"}
     keys = [slug(s.key or s.title, taken) for s in data.sections]
-    links = [el("a", "Overview", href="#overview")]
+    anchors = {"overview": "Overview"}
     if data.maps:
-        links.append(el("a", "Map", href="#map"))
-    links += [el("a", s.title, href=f"#{k}") for s, k in zip(data.sections, keys)]
+        anchors["map"] = "Map"
+    anchors.update({k: s.title for s, k in zip(data.sections, keys)})
+    links = ([el("a", "Findings", href="#findings")] if data.findings else []) + [
+        el("a", title, href=f"#{key}") for key, title in anchors.items()
+    ]
     filters = []
     for dim in FILTER_DIMENSIONS:
         if len(tags[dim]) > 1:
@@ -353,6 +425,7 @@ def render_report(data: ReportData, url_of: UrlOf) -> str:
                 el("p", data.subtitle, class_="subtitle") if data.subtitle else None,
                 class_="page-head",
             ),
+            render_findings(data, anchors),
             render_overview(data, colors),
             render_maps(data, colors) if data.maps else None,
             [render_section(s, k, url_of, colors) for s, k in zip(data.sections, keys)],

@@ -17,22 +17,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from loce.analysis.errors import AnalysisError
 from loce.analysis.figure_data import FigureData
 from loce.analysis.figure_files import list_figure_data, read_figure_data
-from loce.figures import matrix_heatmaps, precision_at_k_curves, save_figure
-from loce.figures._base import PHOTO_FORMATS
+from loce.figures import matrix_heatmaps, precision_at_k_curves
 from loce.report.analysis_figures import concept_matrices, dendrogram_of, distribution_figure, precision_frame
 from loce.report.analysis_galleries import (
     ImageSource,
-    LoceProjector,
     mixed_cluster_figure,
     outlier_figure,
     retrieval_figure,
     subconcept_figure,
 )
 from loce.report.analysis_maps import loce_map, write_thumbnails
+from loce.report.analysis_output import AnalysisOutput, AnalysisOutputError, read_analysis
 from loce.report.collect import SectionContext
 from loce.report.data import FigureRef, Section, Table, Tags, natural_key
+from loce.report.figure_cache import FigureWriter
 
 TABLE_NAMES = (
     "headline",
@@ -75,6 +76,7 @@ class AnalysedLayer:
     run: Path
     data: FigureData
     prefix: str
+    directory: Path
 
     @property
     def title(self) -> str:
@@ -85,41 +87,44 @@ class AnalysedLayer:
         return Tags(layer=self.data.layer, model=self.data.model)
 
 
-PHOTO_KINDS = {"retrieval", "outliers", "subconcepts", "cluster"}  # galleries of images: saved as JPEG
+def _read_outputs(runs: list[Path], protocol: str = "default") -> list[AnalysisOutput]:
+    return [o for o in (read_analysis(run, protocol) for run in runs) if o is not None]
 
 
-class FigureWriter:
-    """Saves figures under unique names in the report's figure folder and returns their references."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.count = folder, 0
-
-    def __call__(self, fig, kind: str, caption: str, tags: Tags, wide: bool = False) -> FigureRef:
-        self.count += 1
-        formats = PHOTO_FORMATS if kind in PHOTO_KINDS else ("png",)
-        path = save_figure(fig, self.folder / f"analysis_{kind}_{self.count:03d}", formats=formats)[0]
-        return FigureRef(path, caption, tags, wide=wide)
-
-
-def _read_tables(runs: list[Path]) -> dict[str, pd.DataFrame]:
+def _read_tables(outputs: list[AnalysisOutput]) -> dict[str, pd.DataFrame]:
+    """The listed tables of every run's latest analysis, concatenated, each with the run's name."""
     tables: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_NAMES}
-    for run in runs:
+    for output in outputs:
         for name in TABLE_NAMES:
-            path = Path(run) / "analysis" / f"{name}.parquet"
-            if path.is_file():
-                frame = pd.read_parquet(path)
-                frame["run"] = Path(run).name
+            if name in output.tables:
+                frame = output.tables[name].copy()
+                frame["run"] = output.run.name
                 tables[name].append(frame)
     return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items() if frames}
 
 
-def _layers(runs: list[Path]) -> list[AnalysedLayer]:
-    several = len(runs) > 1
+def _layers(outputs: list[AnalysisOutput]) -> list[AnalysedLayer]:
+    several = len(outputs) > 1
     found = []
-    for run in runs:
-        for _, _, directory in list_figure_data(Path(run) / "analysis"):
-            prefix = f"{Path(run).name} · " if several else ""
-            found.append(AnalysedLayer(Path(run), read_figure_data(directory), prefix))
+    for output in outputs:
+        for _, _, directory in list_figure_data(output.directory):
+            prefix = f"{output.run.name} · " if several else ""
+            try:
+                data = read_figure_data(directory)
+            except AnalysisError:
+                raise
+            except (
+                OSError,
+                ValueError,
+                KeyError,
+                TypeError,
+                RuntimeError,
+            ) as exc:  # ArrowInvalid: ValueError
+                raise AnalysisOutputError(
+                    f"{directory}: figure data cannot be read ({type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); run `loce analyze` again"
+                ) from None
+            found.append(AnalysedLayer(output.run, data, prefix, directory))
     return sorted(found, key=lambda a: (str(a.run), natural_key(a.data.model), natural_key(a.data.layer)))
 
 
@@ -135,11 +140,16 @@ def _by_model(layers: list[AnalysedLayer]) -> Iterator[tuple[str, list[AnalysedL
         yield f"{prefix}{model}", members
 
 
-def _separation_figures(layers, tables, save: FigureWriter) -> list[FigureRef]:
+def _figure_dir(a: AnalysedLayer) -> Path:
+    return a.directory
+
+
+def _separation_figures(layers, tables, outputs, save: FigureWriter) -> list[FigureRef]:
     if "separation" not in tables:
         return []
     sep_table = tables["separation"]
     concepts = sorted(set(sep_table["concept_i"].astype(str)), key=natural_key)
+    sources = [o.directory / "separation.parquet" for o in outputs]
     panels = {}
     for name, members in _by_model(layers):
         for a in members:
@@ -149,79 +159,100 @@ def _separation_figures(layers, tables, save: FigureWriter) -> list[FigureRef]:
                 & (sep_table["layer"] == a.data.layer)
             ]
             if len(part):
-                panels.setdefault(name, []).append((a, concept_matrices(part, concepts)))
+                panels.setdefault(name, []).append((a, part))
     refs = []
+    matrices = {
+        name: [(a, concept_matrices(part, concepts)) for a, part in group] for name, group in panels.items()
+    }
     for index, label in ((0, "separation"), (1, "overlap")):
-        values = np.concatenate([m[index].ravel() for group in panels.values() for _, m in group])
+        values = np.concatenate([m[index].ravel() for group in matrices.values() for _, m in group])
         finite = values[np.isfinite(values)]
         if finite.size == 0:
             continue
         vmax = float(finite.max()) if finite.max() > 0 else 1.0
-        for name, group in panels.items():
-            fig = matrix_heatmaps(
-                {a.data.layer: m[index] for a, m in group}, concepts, label=label, vmin=0.0, vmax=vmax
-            )
+        for name, group in matrices.items():
+
+            def draw(group=group, index=index, label=label, vmax=vmax):
+                return matrix_heatmaps(
+                    {a.data.layer: m[index] for a, m in group}, concepts, label=label, vmin=0.0, vmax=vmax
+                )
+
             caption = f"{label.capitalize()} per layer of {name} (colour scale 0 - {vmax:.2f}, shared by all panels)"
-            refs.append(save(fig, label, caption, Tags(model=group[0][0].data.model), wide=True))
+            ref = save(
+                draw, label, caption, Tags(model=group[0][0].data.model), sources=sources, extra=[name, vmax]
+            )
+            if ref is not None:
+                refs.append(ref)
     return refs
 
 
-def _retrieval_curves(layers, save: FigureWriter) -> list[FigureRef]:
-    frame, priors = precision_frame([(f"{a.prefix}{a.data.model}", a.data.layer, a.data) for a in layers])
-    if frame.empty:
+def _retrieval_curves(layers, outputs, save: FigureWriter) -> list[FigureRef]:
+    if not any(a.data.queries is not None for a in layers):
         return []
-    order = sorted(frame["layer"].unique(), key=natural_key)
-    fig = precision_at_k_curves(frame, value="precision", band="std", layer_order=order)
-    chance = ", ".join(f"{layer}: {p:.3f}" for (_, layer), p in priors.items())
-    caption = f"Mean precision@k per layer (band: +- 1 std over queries). Class prior (chance): {chance}."
     models = {a.data.model for a in layers}
-    return [
-        save(
-            fig, "precision", caption, Tags(model=next(iter(models)) if len(models) == 1 else None), wide=True
+    order = sorted({a.data.layer for a in layers}, key=natural_key)
+    holder: dict[str, dict] = {}
+
+    def draw():
+        frame, priors = precision_frame([(f"{a.prefix}{a.data.model}", a.data.layer, a.data) for a in layers])
+        holder["priors"] = priors
+        return precision_at_k_curves(frame, value="precision", band="ci95", errorbars=True, layer_order=order)
+
+    def caption(_detail=None) -> str:
+        priors = holder.get("priors")
+        if priors is None:
+            _, priors = precision_frame([(f"{a.prefix}{a.data.model}", a.data.layer, a.data) for a in layers])
+        chance = ", ".join(f"{layer}: {p:.3f}" for (_, layer), p in priors.items())
+        return (
+            "Mean precision@k per layer, error bars: 95% interval of the mean over queries (normal "
+            f"approximation; protocol: default). Chance (class prior): {chance}."
         )
-    ]
+
+    ref = save(
+        draw,
+        "precision",
+        caption,
+        Tags(model=next(iter(models)) if len(models) == 1 else None),
+        sources=[o.directory / "summary.json" for o in outputs] + [_figure_dir(a) for a in layers],
+    )
+    return [ref] if ref is not None else []
 
 
-def _layer_figures(
-    a: AnalysedLayer, source, projector, context, save: FigureWriter
-) -> dict[str, list[FigureRef]]:
-    """Every per-(model, layer) figure, by section."""
-    colors, out = context.colors, {}
+def _layer_figures(a: AnalysedLayer, source, context, save: FigureWriter) -> dict[str, list[FigureRef]]:
+    """Every per-(model, layer) figure, by section (each drawn once and reused while its data is unchanged)."""
+    colors = context.colors
     data, title, tags = a.data, a.title, a.tags
     notes = (" " + "; ".join(data.notes) + ".") if data.notes else ""
-    fig = distribution_figure(data, colors, title)
-    if fig is not None:
-        out["maps"] = [save(fig, "map", f"{title}: 2-D map with Gaussian mixtures.{notes}", tags, wide=True)]
-    fig = dendrogram_of(data, colors, title)
-    if fig is not None:
-        out["purity"] = [
-            save(fig, "dendrogram", f"{title}: dendrogram of the purity clustering", tags, wide=True)
-        ]
-    fig, caption = retrieval_figure(source, projector, data, colors, seed=context.seed)
-    if fig is not None:
-        out["retrieval"] = [save(fig, "retrieval", f"{title}: {caption}", tags, wide=True)]
-    fig = outlier_figure(source, data, colors)
-    if fig is not None:
-        out["outliers"] = [
-            save(fig, "outliers", f"{title}: most outlying LoCEs per concept", tags, wide=True)
-        ]
-    fig = subconcept_figure(source, data, colors, seed=context.seed)
-    if fig is not None:
-        method = data.info.get("subconcepts", {}).get("method", "")
-        caption = f"{title}: members of each sub-concept ({method}; row: concept/sub-concept, share)"
-        out["subconcepts"] = [save(fig, "subconcepts", caption, tags, wide=True)]
-    fig, cluster = mixed_cluster_figure(source, data, colors)
-    if fig is not None:
-        caption = (
-            f"{title}: cluster {int(cluster['cluster'])} of the purity clustering, {int(cluster['size'])} LoCEs: "
-            f"{cluster['composition']}"
-        )
-        out["mixed"] = [save(fig, "cluster", caption, tags, wide=True)]
+    sources = [_figure_dir(a)]
+    method = data.info.get("subconcepts", {}).get("method", "")
+    jobs = [
+        ("maps", "map", lambda: distribution_figure(data, colors, title),
+         f"{title}: 2-D map with Gaussian mixtures.{notes}"),
+        ("purity", "dendrogram", lambda: dendrogram_of(data, colors, title),
+         f"{title}: dendrogram of the purity clustering, cut at its clusters"),
+        ("retrieval", "retrieval", lambda: retrieval_figure(source, data, colors, seed=context.seed),
+         lambda detail: f"{title}: {detail}"),
+        ("outliers", "outliers", lambda: outlier_figure(source, data, colors),
+         f"{title}: most outlying LoCEs per concept (rank · summed cosine distance)"),
+        ("subconcepts", "subconcepts", lambda: subconcept_figure(source, data, colors, seed=context.seed),
+         f"{title}: members of each sub-concept ({method}; row: concept/sub-concept, share)"),
+        ("mixed", "cluster", lambda: mixed_cluster_figure(source, data, colors),
+         lambda cluster: f"{title}: cluster {int(cluster['cluster'])} of the purity clustering, "
+         f"{int(cluster['size'])} LoCEs: {cluster['composition']}"),
+    ]  # fmt: skip
+    out: dict[str, list[FigureRef]] = {}
+    for key, kind, draw, caption in jobs:
+        ref = save(draw, kind, caption, tags, sources=sources, extra=[title, context.seed])
+        if ref is not None:
+            out[key] = [ref]
     return out
 
 
 def analysis_sections(context: SectionContext) -> list[Section]:
     """The distribution-analysis sections of the runs that ``loce analyze`` has analysed; adds their maps.
+
+    Only what each run's latest ``summary.json`` lists is shown (never a table of an earlier analysis); a
+    damaged file raises :class:`~loce.report.analysis_output.AnalysisOutputError` naming it.
 
     Example:
         >>> analysis_sections(context)  # doctest: +SKIP
@@ -230,12 +261,19 @@ def analysis_sections(context: SectionContext) -> list[Section]:
     from tqdm.auto import tqdm
 
     runs = [Path(r) for r in context.runs]
-    tables = _read_tables(runs)
-    layers = _layers(runs)
+    outputs = _read_outputs(runs)
+    paper = _read_outputs(runs, "paper")
+    if outputs:
+        context.analyses["default"] = outputs
+    if paper:
+        context.analyses["paper"] = paper
+    tables = _read_tables(outputs)
+    layers = _layers(outputs)
+    paper_section = _paper_section(paper, len(runs) > 1)
     if not tables and not layers:
-        return []
+        return [paper_section] if paper_section else []
     several = len(runs) > 1
-    save = FigureWriter(context.figures)
+    save = FigureWriter(context.figures, context.colors, context.timer)
     sections = {
         key: Section(title, TEXT[key], key=f"analysis-{key}")
         for key, title in (
@@ -251,22 +289,26 @@ def analysis_sections(context: SectionContext) -> list[Section]:
     }
     if "headline" in tables:
         sections["summary"].tables.append(
-            Table("Headline numbers", _without_run(tables["headline"], several))
+            Table("Headline numbers (protocol: default)", _without_run(tables["headline"], several))
         )
     sources = {run: ImageSource(run) for run in {a.run for a in layers}}
-    projectors = {run: LoceProjector(source.store) for run, source in sources.items()}
     thumbs = context.figures.parent / "thumbs"
     for a in tqdm(layers, desc="analysis figures", disable=not context.progress, leave=False):
         source = sources[a.run]
-        shown = a.data.map_rows()
-        thumbnails = write_thumbnails(source, shown, thumbs, context.colors)
-        built = loce_map(a.data, thumbnails, title=a.title, tags=a.tags)
+        with context.timer(f"map thumbnails {a.title}", group="thumbnails"):
+            thumbnails = write_thumbnails(source, a.data.map_rows(), thumbs, context.colors)
+            built = loce_map(a.data, thumbnails, title=a.title, tags=a.tags)
         if built is not None:
             context.maps.append(built)
-        for key, refs in _layer_figures(a, source, projectors[a.run], context, save).items():
-            sections[key].figures.extend(refs)
-    sections["separation"].figures[:0] = _separation_figures(layers, tables, save)
-    sections["retrieval"].figures[:0] = _retrieval_curves(layers, save)
+        with context.timer(f"analysis figures {a.title}", group="analysis figures"):
+            for key, refs in _layer_figures(a, source, context, save).items():
+                sections[key].figures.extend(refs)
+    with context.timer("separation and retrieval figures", group="analysis figures"):
+        sections["separation"].figures[:0] = _separation_figures(layers, tables, outputs, save)
+        sections["retrieval"].figures[:0] = _retrieval_curves(layers, outputs, save)
+    context.figure_counts["drawn"] = context.figure_counts.get("drawn", 0) + save.drawn
+    context.figure_counts["reused"] = context.figure_counts.get("reused", 0) + save.reused
+    context.writers.append(save)
     if "confused_pairs" in tables:
         pairs = tables["confused_pairs"]
         top = _without_run(pairs[pairs["rank"] <= 15], several)
@@ -295,4 +337,29 @@ def analysis_sections(context: SectionContext) -> list[Section]:
         sections[
             "summary"
         ].text += f" {len(missing)} images could not be read and are left out of the galleries."
-    return [s for s in sections.values() if s.figures or s.tables]
+    found = [s for s in sections.values() if s.figures or s.tables]
+    return found + ([paper_section] if paper_section else [])
+
+
+PAPER_TEXT = (
+    "The publication's protocol (`loce analyze --protocol paper`, METHOD.md section 2a): per concept at most 100 "
+    "LoCEs sampled per seed and repeated over seeds, purity with the group size taken from all LoCEs, separation "
+    "and overlap in euclidean space, UMAP-space mixtures. Every number here comes from RUN/analysis_paper/ and "
+    "is labelled protocol = paper; intervals are the spread over the seeds where the table says so."
+)
+
+
+def _paper_section(outputs: list[AnalysisOutput], several: bool) -> Section | None:
+    """The paper protocol's tables in their own section (nothing of it mixes with the default protocol)."""
+    if not outputs:
+        return None
+    section = Section("Paper protocol", PAPER_TEXT, key="paper-protocol")
+    names: dict[str, None] = {}
+    for o in outputs:
+        names.update(dict.fromkeys(o.tables))
+    for name in names:
+        frames = [o.tables[name].assign(run=o.run.name) for o in outputs if name in o.tables]
+        frame = _without_run(pd.concat(frames, ignore_index=True), several)
+        title = name.replace("_", " ").capitalize() + " (protocol: paper)"
+        section.tables.append(Table(title, frame, max_rows=400))
+    return section if section.tables else None

@@ -79,6 +79,9 @@ def method_sections(context: SectionContext) -> list[Section]:
         if index is not None:
             frame = _table(directory, index.get("table", "comparison.csv"))
             if frame is not None:
+                context.tables["comparison"] = pd.concat(
+                    [t for t in (context.tables.get("comparison"), frame) if t is not None], ignore_index=True
+                )
                 caption = f"metric: {index.get('metric', 'cosine')}; k = {index.get('ks', [])}"
                 comparison.tables.append(Table(prefix + "Methods compared", frame, caption=caption))
             comparison.figures.extend(_figures(directory, index, prefix))

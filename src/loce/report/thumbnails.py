@@ -71,6 +71,28 @@ def crop_box(mask: np.ndarray, margin: float = 0.35, min_size: int = 48) -> tupl
     )
 
 
+def object_crop(
+    image: np.ndarray, mask: np.ndarray | None, margin: float = 0.35, min_size: int = 48
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The image and mask cut to the object's surroundings (:func:`crop_box`); the whole image without a mask.
+
+    A mask of another resolution is stretched over the image first (as the model saw it).
+
+    Example:
+        >>> img = np.zeros((100, 200, 3), np.uint8); m = np.zeros((100, 200), bool); m[40:60, 90:110] = True
+        >>> [a.shape[:2] for a in object_crop(img, m, margin=0.5, min_size=0)]
+        [(40, 40), (40, 40)]
+    """
+    rgb = np.asarray(image)
+    if mask is None or not np.asarray(mask).any():
+        return rgb, mask
+    h, w = rgb.shape[:2]
+    m = np.asarray(mask).astype(bool)
+    full = m if m.shape == (h, w) else _resize_mask(m, (w, h))
+    x0, y0, x1, y1 = crop_box(full, margin=margin, min_size=min_size)
+    return rgb[y0:y1, x0:x1], full[y0:y1, x0:x1]
+
+
 def write_thumbnail(
     image: np.ndarray,
     mask: np.ndarray | None,

@@ -120,6 +120,21 @@
     });
   });
 
+  /* ---------- folding sections: a followed link unfolds its section ---------- */
+  function unfold(hash) {
+    if (!hash || hash.length < 2) return;
+    var target = document.getElementById(decodeURIComponent(hash.slice(1)));
+    if (!target) return;
+    var fold = target.querySelector("details.fold");
+    if (fold && !fold.open) fold.open = true;
+  }
+  window.addEventListener("hashchange", function () { unfold(window.location.hash); });
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest ? event.target.closest("a[href^='#']") : null;
+    if (link) unfold(link.getAttribute("href"));
+  });
+  unfold(window.location.hash);
+
   /* ---------- active section link ---------- */
   var links = document.querySelectorAll(".section-links a");
   if ("IntersectionObserver" in window && links.length) {

@@ -1,0 +1,344 @@
+"""What was found, in sentences generated from the numbers: the report's first screen.
+
+Pure functions from the tables that ``loce analyze``, ``loce compare-methods`` and the store hold to
+:class:`Finding` sentences: the best layer per model for retrieval and for purity with its interval and whether it
+is distinguishable from the next layer, the most confused pairs, concepts with many non-converged LoCEs, how LoCE
+compares with the baselines, ground-truth checks, and the provenance (weights, data size, protocol, settings).
+Every number names the protocol that produced it; a number without a recorded interval says so.
+
+Example:
+    >>> import pandas as pd
+    >>> head = pd.DataFrame({"model": ["m", "m"], "layer": ["l1", "l2"], "precision_at_1": [0.5, 0.7],
+    ...                      "precision_at_1_ci_low": [0.45, 0.66], "precision_at_1_ci_high": [0.55, 0.74],
+    ...                      "interval": ["bootstrap over images, 95%"] * 2})
+    >>> print(best_layer_findings(head, "precision_at_1", "retrieval precision@1", "analysis-retrieval")[0].text)
+    m, retrieval precision@1 (protocol: default): best layer l2 with 0.700 [0.660, 0.740], ahead of l1 with 0.500 [0.450, 0.550]; the intervals (bootstrap over images, 95%) do not overlap: l2 is distinguishably better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from loce.report.data import natural_key
+
+NOT_CONVERGED_SHARE = 0.1  # a concept is flagged when at least this share of its LoCEs has IoU 0
+
+
+@dataclass
+class Finding:
+    """One sentence of the findings, the section it is backed by, and how loudly to show it.
+
+    Attributes:
+        topic: what it is about (``"which layer"``, ``"confusions"``, ``"LoCE quality"``, ``"baselines"``,
+            ``"ground truth"``, ``"provenance"``).
+        text: the sentence.
+        link: anchor of the section with the evidence (``None``: none).
+        level: ``"info"`` or ``"warning"`` (shown loudly: random weights, unknown provenance).
+    """
+
+    topic: str
+    text: str
+    link: str | None = None
+    level: str = "info"
+
+
+def _num(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out
+
+
+def with_interval(row: Mapping[str, Any], metric: str, digits: int = 3) -> str:
+    """``"0.590 [0.550, 0.630]"`` from ``metric``, ``metric_ci_low``, ``metric_ci_high``; no interval: the value.
+
+    Example:
+        >>> with_interval({"p": 0.5, "p_ci_low": 0.4, "p_ci_high": 0.6}, "p")
+        '0.500 [0.400, 0.600]'
+    """
+    value = _num(row.get(metric))
+    low, high = _num(row.get(f"{metric}_ci_low")), _num(row.get(f"{metric}_ci_high"))
+    if math.isfinite(low) and math.isfinite(high):
+        return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{value:.{digits}f}"
+
+
+def _has_interval(row: Mapping[str, Any], metric: str) -> bool:
+    return math.isfinite(_num(row.get(f"{metric}_ci_low"))) and math.isfinite(
+        _num(row.get(f"{metric}_ci_high"))
+    )
+
+
+def _protocol(frame: pd.DataFrame) -> str:
+    if "protocol" in frame.columns and frame["protocol"].notna().any():
+        return ", ".join(sorted(set(frame["protocol"].dropna().astype(str))))
+    return "default"
+
+
+def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    keys = [c for c in ("run", "model") if c in frame.columns and frame[c].nunique() > 1]
+    if "model" in frame.columns and "model" not in keys:
+        keys.append("model")
+    if not keys:
+        return [("", frame)]
+    out = []
+    for values, part in frame.groupby(keys, sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        out.append((" · ".join(str(v) for v in values), part))
+    return sorted(out, key=lambda item: natural_key(item[0]))
+
+
+def best_layer_findings(
+    headline: pd.DataFrame,
+    metric: str,
+    label: str,
+    link: str | None,
+    chance: Mapping[tuple[str, str], float] | None = None,
+) -> list[Finding]:
+    """Per model: the layer with the highest ``metric``, its interval, and whether it beats the runner-up.
+
+    Two layers are distinguishable when their intervals do not overlap; without recorded intervals the sentence
+    says the difference cannot be judged. ``chance`` maps ``(model, layer)`` to the metric's chance level.
+    """
+    if metric not in headline.columns:
+        return []
+    findings = []
+    for name, part in _groups(headline):
+        part = part[pd.to_numeric(part[metric], errors="coerce").notna()]
+        if part.empty:
+            continue
+        ranked = part.assign(_v=pd.to_numeric(part[metric])).sort_values("_v", ascending=False, kind="stable")
+        best = ranked.iloc[0].to_dict()
+        where = f"{name}, " if name else ""
+        text = (
+            f"{where}{label} (protocol: {_protocol(part)}): best layer {best['layer']} with "
+            f"{with_interval(best, metric)}"
+        )
+        level = (chance or {}).get((str(best.get("model")), str(best["layer"])))
+        if level is not None and math.isfinite(level):
+            text += f" (chance {level:.3f})"
+        if len(ranked) > 1:
+            second = ranked.iloc[1].to_dict()
+            text += f", ahead of {second['layer']} with {with_interval(second, metric)}"
+            if _has_interval(best, metric) and _has_interval(second, metric):
+                interval = str(best.get("interval") or "95% interval")
+                if _num(best[f"{metric}_ci_low"]) > _num(second[f"{metric}_ci_high"]):
+                    text += f"; the intervals ({interval}) do not overlap: {best['layer']} is distinguishably better."
+                else:
+                    text += (
+                        f"; the intervals ({interval}) overlap: {best['layer']} and {second['layer']} are not "
+                        "distinguishable."
+                    )
+            else:
+                text += "; no interval was recorded, so whether the difference is real cannot be judged."
+        else:
+            text += "."
+        findings.append(Finding("which layer", text, link))
+    return findings
+
+
+def retrieval_chance(retrieval: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Precision@k of a random ranking per ``(model, layer)``: the mean over queries of ``(n_c - 1) / (N - 1)``.
+
+    ``retrieval`` is the analysis table with one row per concept (``n_queries``) plus aggregate rows ``(...)``.
+
+    Example:
+        >>> t = pd.DataFrame({"model": "m", "layer": "l", "concept": ["a", "b", "(all)"], "n_queries": [3, 1, 4]})
+        >>> round(retrieval_chance(t)[("m", "l")], 4)  # (3 * 2/3 + 1 * 0) / 4
+        0.5
+    """
+    if retrieval is None or "n_queries" not in retrieval.columns:
+        return {}
+    rows = retrieval[~retrieval["concept"].astype(str).str.startswith("(")]
+    out = {}
+    for (model, layer), part in rows.groupby(["model", "layer"], sort=False):
+        n = part["n_queries"].to_numpy(float)
+        total = n.sum()
+        if total > 1:
+            out[(str(model), str(layer))] = float((n * (n - 1)).sum() / (total - 1) / total)
+    return out
+
+
+def confusion_findings(
+    pairs: pd.DataFrame, headline: pd.DataFrame | None, link: str | None, n: int = 3
+) -> list[Finding]:
+    """Per model: the ``n`` most confused pairs at its best retrieval layer (or the first analysed layer)."""
+    if pairs is None or pairs.empty or "concept_a" not in pairs.columns:
+        return []
+    findings = []
+    for name, part in _groups(pairs):
+        layer = None
+        if headline is not None and "precision_at_1" in headline.columns:
+            mine = (
+                headline[headline["model"] == part["model"].iloc[0]]
+                if "model" in headline.columns
+                else headline
+            )
+            if "run" in part.columns and "run" in mine.columns:
+                mine = mine[mine["run"] == part["run"].iloc[0]]
+            if len(mine):
+                layer = mine.sort_values("precision_at_1", ascending=False, kind="stable").iloc[0]["layer"]
+        if layer is None or layer not in set(part["layer"]):
+            layer = sorted(part["layer"].astype(str).unique(), key=natural_key)[0]
+        top = part[part["layer"] == layer].sort_values("rank", kind="stable").head(n)
+        items = []
+        for row in top.to_dict("records"):
+            bits = [f"score {with_interval(row, 'score', 2)}"]
+            if "overlap" in row and math.isfinite(_num(row["overlap"])):
+                bits.append(f"overlap {with_interval(row, 'overlap', 2)}")
+            items.append(f"{row['concept_a']} / {row['concept_b']} ({', '.join(bits)})")
+        if items:
+            where = f"{name} · " if name else ""
+            findings.append(
+                Finding(
+                    "confusions",
+                    f"Most confused pairs at {where}{layer} (protocol: {_protocol(top)}): "
+                    + "; ".join(items)
+                    + ".",
+                    link,
+                )
+            )
+    return findings
+
+
+def convergence_findings(
+    quality: pd.DataFrame, link: str | None, share: float = NOT_CONVERGED_SHARE
+) -> list[Finding]:
+    """Concepts with at least ``share`` of their LoCEs at IoU 0 (not converged), worst first, per model and layer.
+
+    ``quality`` is :func:`loce.report.collect.quality_table`'s output (``LoCEs``, ``iou_zero``, ``mean_iou``).
+    """
+    if quality.empty:
+        return []
+    q = quality[quality["LoCEs"] > 0].assign(share=lambda f: f["iou_zero"] / f["LoCEs"])
+    flagged = q[q["share"] >= share].sort_values(["share", "iou_zero"], ascending=False, kind="stable")
+    total, zero = int(q["LoCEs"].sum()), int(q["iou_zero"].sum())
+    mean = float((q["mean_iou"] * q["LoCEs"]).sum() / max(1, total))
+    text = (
+        f"LoCE quality: mean IoU {mean:.3f} over {total:,} LoCEs; {zero:,} ({zero / max(1, total):.1%}) did not "
+        "converge (IoU 0)"
+    )
+    if flagged.empty:
+        text += f"; no concept has {share:.0%} or more of its LoCEs at IoU 0."
+        return [Finding("LoCE quality", text, link)]
+    items = [
+        f"{r['concept']} at {r['model']} · {r['layer']} {int(r['iou_zero'])} of {int(r['LoCEs'])} ({r['share']:.0%})"
+        for r in flagged.head(6).to_dict("records")
+    ]
+    more = f" and {len(flagged) - 6} more" if len(flagged) > 6 else ""
+    text += f"; concepts with many non-converged LoCEs: {'; '.join(items)}{more}."
+    return [Finding("LoCE quality", text, link, level="warning" if zero / max(1, total) > 0.2 else "info")]
+
+
+def baseline_findings(
+    comparison: pd.DataFrame, link: str | None, metric: str = "precision_at_1"
+) -> list[Finding]:
+    """Per model: LoCE's best layer against each baseline's best, stated plainly ("the crop baseline retrieves
+    better: precision@1 0.97 against LoCE's 0.59")."""
+    if (
+        comparison is None
+        or comparison.empty
+        or metric not in comparison.columns
+        or "method" not in comparison
+    ):
+        return []
+    label = metric.replace("precision_at_", "precision@")
+    findings = []
+    for model, part in comparison.groupby("model", sort=True):
+        part = part[pd.to_numeric(part[metric], errors="coerce").notna()]
+        loce = part[part["method"] == "loce"]
+        if loce.empty:
+            continue
+        best_loce = loce.sort_values(metric, ascending=False, kind="stable").iloc[0]
+        items = []
+        for method, rows in part[part["method"] != "loce"].groupby("method", sort=True):
+            best = rows.sort_values(metric, ascending=False, kind="stable").iloc[0]
+            a, b = float(best[metric]), float(best_loce[metric])
+            verb = (
+                "retrieves better than"
+                if a > b
+                else ("retrieves as well as" if a == b else "retrieves worse than")
+            )
+            items.append(
+                f"the {method} baseline {verb} LoCE: {label} {a:.2f} ({best['layer']}) against LoCE's {b:.2f} "
+                f"({best_loce['layer']})"
+            )
+        if items:
+            findings.append(Finding("baselines", f"{model}: " + "; ".join(items) + ".", link))
+    return findings
+
+
+def _job_list(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    jobs = manifest.get("jobs", [])
+    if isinstance(jobs, Mapping):
+        return [{"name": k, **v} for k, v in jobs.items()]
+    return [dict(j) for j in jobs]
+
+
+def weights_findings(manifests: Mapping[str, Mapping[str, Any]], link: str | None) -> list[Finding]:
+    """Per model of every LoCE job: pretrained, RANDOM or unknown weights (loud unless pretrained)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for manifest in manifests.values():
+        for job in _job_list(manifest):
+            if job.get("method", "loce") != "loce":
+                continue
+            seen.setdefault(str(job.get("model")), job.get("model_identity") or {})
+    findings = []
+    for model in sorted(seen, key=natural_key):
+        identity = seen[model]
+        pretrained = identity.get("pretrained")
+        source = identity.get("weights_source")
+        fingerprint = str(identity.get("fingerprint") or "")[:12]
+        where = f" ({source}{', fingerprint ' + fingerprint if fingerprint else ''})" if source else ""
+        if pretrained is True:
+            findings.append(Finding("provenance", f"{model}: pretrained weights{where}.", link))
+        elif pretrained is False:
+            findings.append(
+                Finding(
+                    "provenance",
+                    f"{model}: RANDOM WEIGHTS{where}. Its LoCEs describe an untrained network, not a learned one.",
+                    link,
+                    level="warning",
+                )
+            )
+        elif identity:
+            findings.append(
+                Finding(
+                    "provenance",
+                    f"{model}: whether the weights are pretrained is unknown{where}.",
+                    link,
+                    "warning",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "provenance",
+                    f"{model}: weights unknown (the run predates recorded model identity; refit to record it).",
+                    link,
+                    level="warning",
+                )
+            )
+    return findings
+
+
+def data_findings(
+    overview: Mapping[str, Any], protocols: Sequence[str], settings: Mapping[str, Any], link: str | None
+) -> list[Finding]:
+    """Data size, the analysis protocols present and the main settings, in one sentence."""
+    parts = [
+        f"{overview.get('images', 0):,} images, {overview.get('concepts', 0):,} concepts, "
+        f"{overview.get('LoCEs', 0):,} LoCEs of layers {overview.get('layers', '')}"
+    ]
+    if protocols:
+        parts.append("analysis protocol: " + " and ".join(protocols))
+    shown = {k: settings[k] for k in ("metric", "seed", "map_method", "max_samples") if k in settings}
+    if shown:
+        parts.append("settings: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    return [Finding("provenance", "Data: " + "; ".join(parts) + ".", link)]

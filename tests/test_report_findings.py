@@ -1,0 +1,156 @@
+"""The findings sentences say what the numbers say: best layers with intervals, confusions, quality, baselines."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from loce.report.data import ReportData
+from loce.report.findings import (
+    Finding,
+    baseline_findings,
+    best_layer_findings,
+    confusion_findings,
+    convergence_findings,
+    weights_findings,
+    with_interval,
+)
+from loce.report.render import render_report
+
+
+def _headline(p1, low, high, layers=("l1", "l2", "l3"), model="m"):
+    return pd.DataFrame(
+        {
+            "model": model,
+            "layer": list(layers),
+            "precision_at_1": p1,
+            "precision_at_1_ci_low": low,
+            "precision_at_1_ci_high": high,
+            "protocol": "default",
+            "interval": "bootstrap over images, 95%",
+        }
+    )
+
+
+def test_best_layer_is_named_with_interval_and_separated_from_the_runner_up():
+    head = _headline([0.5, 0.8, 0.6], [0.45, 0.75, 0.55], [0.55, 0.85, 0.65])
+    (finding,) = best_layer_findings(head, "precision_at_1", "retrieval precision@1", "r")
+    assert "best layer l2 with 0.800 [0.750, 0.850]" in finding.text
+    assert "ahead of l3 with 0.600 [0.550, 0.650]" in finding.text
+    assert "do not overlap" in finding.text and "distinguishably better" in finding.text
+    assert "protocol: default" in finding.text and finding.link == "r"
+
+
+def test_overlapping_intervals_are_reported_as_not_distinguishable():
+    head = _headline([0.5, 0.62, 0.6], [0.45, 0.55, 0.52], [0.55, 0.70, 0.68])
+    (finding,) = best_layer_findings(head, "precision_at_1", "retrieval precision@1", "r")
+    assert "best layer l2" in finding.text and "overlap: l2 and l3 are not distinguishable" in finding.text
+
+
+def test_without_intervals_the_sentence_says_the_difference_cannot_be_judged():
+    head = pd.DataFrame({"model": "m", "layer": ["a", "b"], "purity": [0.4, 0.3]})
+    (finding,) = best_layer_findings(head, "purity", "concept purity", None)
+    assert "best layer a with 0.400, ahead of b with 0.300" in finding.text
+    assert "cannot be judged" in finding.text
+
+
+def test_one_finding_per_model_and_chance_level_when_given():
+    head = pd.concat([_headline([0.5, 0.8, 0.6], [0.4] * 3, [0.9] * 3, model=m) for m in ("a", "b")])
+    findings = best_layer_findings(head, "precision_at_1", "p@1", None, chance={("a", "l2"): 0.09})
+    assert [f.text.split(",")[0] for f in findings] == ["a", "b"]
+    assert "chance 0.090" in findings[0].text and "chance" not in findings[1].text
+
+
+def test_with_interval_formats_low_and_high():
+    assert with_interval({"x": 0.25, "x_ci_low": 0.2, "x_ci_high": 0.3}, "x", 2) == "0.25 [0.20, 0.30]"
+    assert with_interval({"x": 0.25}, "x", 2) == "0.25"
+
+
+def test_confused_pairs_are_taken_at_the_best_retrieval_layer():
+    head = _headline([0.5, 0.8, 0.6], [0.4] * 3, [0.9] * 3)
+    pairs = pd.DataFrame(
+        {
+            "model": "m",
+            "layer": ["l1", "l2", "l2", "l2"],
+            "rank": [1, 1, 2, 3],
+            "concept_a": ["x", "car", "cup", "a"],
+            "concept_b": ["y", "bus", "mug", "b"],
+            "score": [0.9, 0.8, 0.7, 0.1],
+            "overlap": [0.5, 0.4, 0.3, 0.0],
+        }
+    )
+    (finding,) = confusion_findings(pairs, head, "sep", n=2)
+    assert "at m · l2" in finding.text
+    assert "car / bus (score 0.80, overlap 0.40); cup / mug (score 0.70, overlap 0.30)" in finding.text
+    assert "x / y" not in finding.text and "a / b" not in finding.text
+
+
+def test_concepts_with_many_non_converged_loces_are_named_with_counts():
+    quality = pd.DataFrame(
+        {
+            "model": "m",
+            "layer": "l1",
+            "concept": ["duck", "cup", "mug"],
+            "LoCEs": [10, 20, 30],
+            "iou_zero": [4, 1, 0],
+            "mean_iou": [0.2, 0.5, 0.6],
+        }
+    )
+    (finding,) = convergence_findings(quality, "quality")
+    assert "5 (8.3%) did not converge" in finding.text  # 5 of 60
+    assert "duck at m · l1 4 of 10 (40%)" in finding.text and "cup at" not in finding.text
+    assert f"mean IoU {(0.2 * 10 + 0.5 * 20 + 0.6 * 30) / 60:.3f}" in finding.text
+
+
+def test_baselines_are_compared_plainly():
+    comparison = pd.DataFrame(
+        {
+            "model": "m",
+            "method": ["loce", "loce", "crop", "window"],
+            "layer": ["l1", "l2", "_avg_pooling", "l2"],
+            "precision_at_1": [0.59, 0.41, 0.97, 0.3],
+        }
+    )
+    (finding,) = baseline_findings(comparison, "methods")
+    assert (
+        "the crop baseline retrieves better than LoCE: precision@1 0.97 (_avg_pooling) against LoCE's 0.59 (l1)"
+        in (finding.text)
+    )
+    assert "the window baseline retrieves worse than LoCE: precision@1 0.30" in finding.text
+
+
+def test_random_and_unknown_weights_are_warnings():
+    manifests = {
+        "run": {
+            "jobs": [
+                {"name": "a", "model": "resnet", "method": "loce",
+                 "model_identity": {"pretrained": False, "weights_source": "random init", "fingerprint": "ab" * 32}},
+                {"name": "b", "model": "lite0", "method": "loce",
+                 "model_identity": {"pretrained": True, "weights_source": "package weights file"}},
+                {"name": "c", "model": "old", "method": "loce"},
+                {"name": "d", "model": "crop-model", "method": "crop"},
+            ]
+        }
+    }  # fmt: skip
+    found = {f.text.split(":")[0]: f for f in weights_findings(manifests, "overview")}
+    assert set(found) == {"resnet", "lite0", "old"}
+    assert "RANDOM WEIGHTS (random init, fingerprint abababababab)" in found["resnet"].text
+    assert found["resnet"].level == "warning" and found["old"].level == "warning"
+    assert found["lite0"].level == "info" and "pretrained weights" in found["lite0"].text
+
+
+def test_findings_come_first_with_links_and_a_loud_banner():
+    data = ReportData(
+        "r",
+        overview={"LoCEs": 3},
+        findings=[
+            Finding("provenance", "m: RANDOM WEIGHTS (random init).", "overview", level="warning"),
+            Finding("which layer", "best layer l2", "overview"),
+            Finding("which layer", "dangling", "no-such-section"),
+        ],
+    )
+    page = render_report(data, lambda p: p.as_posix())
+    assert page.index('id="findings"') < page.index('id="overview"')
+    assert 'class="banner warning"' in page and "RANDOM WEIGHTS" in page
+    assert 'href="#overview" class="finding-link"' in page
+    assert "#no-such-section" not in page
+    assert page.count("<details") >= 1  # sections fold
