@@ -448,7 +448,11 @@ def _bootstrap(
             frame.insert(position, "score_ci_high", [c[1] for c in cis])
             frame.insert(position, "score_ci_low", [c[0] for c in cis])
     result.headline = with_intervals(result.headline, intervals)
-    result.interval = text + ("; separation, overlap, purity, confusion recomputed per resample, centred on the estimate)" if geometry else ")")
+    result.interval = text + (
+        "; separation, overlap, purity, confusion recomputed per resample, centred on the estimate)"
+        if geometry
+        else ")"
+    )
 
 
 def small_problem_threads():

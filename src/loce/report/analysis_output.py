@@ -1,9 +1,9 @@
 """Read what ``loce analyze`` wrote for one run and protocol: only what its latest ``summary.json`` lists.
 
 A table left behind by an earlier analysis (other analyses, other concepts) is not listed in the latest
-``summary.json`` and is never shown; a damaged file is a one-line :class:`AnalysisOutputError` naming it. The
+``summary.json`` and is never shown; a damaged file is a one-line :class:`~loce.analysis.AnalysisError` naming it. The
 default protocol's output is ``RUN/analysis/``, the publication's protocol (``loce analyze --protocol paper``)
-writes ``RUN/analysis_paper/`` (:func:`loce.analysis.analysis_dir` when that exists, the same names otherwise).
+writes ``RUN/analysis_paper/`` (both named by :func:`loce.analysis.analysis_dir`).
 
 Example:
     >>> output = read_analysis(Path("RUN"))  # doctest: +SKIP
@@ -12,68 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from loce.errors import InputError
-
-PROTOCOLS = ("default", "paper")
-
-
-class AnalysisOutputError(InputError):
-    """A file written by ``loce analyze`` cannot be read (damaged, truncated, not what it should be)."""
-
-
-def analysis_directory(run: str | Path, protocol: str = "default") -> Path:
-    """``RUN/analysis`` (default protocol) or ``RUN/analysis_paper`` (the publication's protocol).
-
-    Example:
-        >>> analysis_directory(Path("RUN"), "paper").name
-        'analysis_paper'
-    """
-    try:  # the analysis package owns the name; older versions lack the helper
-        from loce.analysis import analysis_dir  # type: ignore[attr-defined]
-    except ImportError:
-        return Path(run) / ("analysis" if protocol == "default" else f"analysis_{protocol}")
-    return Path(analysis_dir(run, protocol))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A Parquet (or CSV) table written by ``loce analyze``; a damaged file raises :class:`AnalysisOutputError`.
-
-    Example:
-        >>> read_table(Path("RUN/analysis/headline.parquet"))  # doctest: +SKIP
-    """
-    try:
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:  # ArrowInvalid is a ValueError
-        raise AnalysisOutputError(
-            f"{path}: the table cannot be read ({_first_line(exc)}); run `loce analyze` on the run again"
-        ) from None
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object written by ``loce analyze``; a damaged file raises :class:`AnalysisOutputError`."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AnalysisOutputError(
-            f"{path}: cannot be read ({_first_line(exc)}); run `loce analyze` on the run again"
-        ) from None
-    if not isinstance(value, dict):
-        raise AnalysisOutputError(f"{path}: expected a JSON object; run `loce analyze` on the run again")
-    return value
+from loce.analysis import AnalysisError, analysis_dir, read_summary, read_table
 
 
 @dataclass
@@ -124,20 +69,20 @@ def read_analysis(run: str | Path, protocol: str = "default") -> AnalysisOutput 
     """The latest analysis of ``run`` under ``protocol``, or ``None`` when that analysis was never run.
 
     Raises:
-        AnalysisOutputError: naming a damaged ``summary.json`` or table.
+        AnalysisError: naming a damaged ``summary.json`` or table.
     """
     run = Path(run)
-    directory = analysis_directory(run, protocol)
+    directory = analysis_dir(run, protocol)
     summary_path = directory / "summary.json"
     if not summary_path.is_file():
         return None
-    summary = read_json(summary_path)
+    summary = read_summary(directory)
     output = AnalysisOutput(run, directory, protocol, summary)
     for name in listed_tables(summary):
         parquet, csv = directory / f"{name}.parquet", directory / f"{name}.csv"
         path = parquet if parquet.is_file() else csv
         if not path.is_file():
-            raise AnalysisOutputError(
+            raise AnalysisError(
                 f"{summary_path} lists the table {name!r} but {parquet} is missing; run `loce analyze` again"
             )
         frame = read_table(path)

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loce.analysis.errors import AnalysisError
 from loce.analysis.figure_data import FigureData
 from loce.analysis.figure_files import list_figure_data, read_figure_data
 from loce.figures import matrix_heatmaps, precision_at_k_curves
@@ -30,7 +29,7 @@ from loce.report.analysis_galleries import (
     subconcept_figure,
 )
 from loce.report.analysis_maps import loce_map, write_thumbnails
-from loce.report.analysis_output import AnalysisOutput, AnalysisOutputError, read_analysis
+from loce.report.analysis_output import AnalysisOutput, read_analysis
 from loce.report.collect import SectionContext
 from loce.report.data import FigureRef, Section, Table, Tags, natural_key
 from loce.report.figure_cache import FigureWriter
@@ -109,21 +108,7 @@ def _layers(outputs: list[AnalysisOutput]) -> list[AnalysedLayer]:
     for output in outputs:
         for _, _, directory in list_figure_data(output.directory):
             prefix = f"{output.run.name} · " if several else ""
-            try:
-                data = read_figure_data(directory)
-            except AnalysisError:
-                raise
-            except (
-                OSError,
-                ValueError,
-                KeyError,
-                TypeError,
-                RuntimeError,
-            ) as exc:  # ArrowInvalid: ValueError
-                raise AnalysisOutputError(
-                    f"{directory}: figure data cannot be read ({type(exc).__name__}: "
-                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); run `loce analyze` again"
-                ) from None
+            data = read_figure_data(directory)  # a damaged file: AnalysisError naming it
             found.append(AnalysedLayer(output.run, data, prefix, directory))
     return sorted(found, key=lambda a: (str(a.run), natural_key(a.data.model), natural_key(a.data.layer)))
 
@@ -252,7 +237,7 @@ def analysis_sections(context: SectionContext) -> list[Section]:
     """The distribution-analysis sections of the runs that ``loce analyze`` has analysed; adds their maps.
 
     Only what each run's latest ``summary.json`` lists is shown (never a table of an earlier analysis); a
-    damaged file raises :class:`~loce.report.analysis_output.AnalysisOutputError` naming it.
+    damaged file raises :class:`~loce.analysis.AnalysisError` naming it.
 
     Example:
         >>> analysis_sections(context)  # doctest: +SKIP
