@@ -16,6 +16,7 @@ from loce.cli.common import (
     print_run_summary,
     split_list,
 )
+from loce.cli.engine_options import add_engine_options, engine_runner
 from loce.fit.settings import PRESETS
 
 METHOD_CHOICES = ("crop", "window", "masked-pool", "global")
@@ -61,6 +62,7 @@ def register(subparsers) -> None:
         "--preset", default="paper", choices=sorted(PRESETS), help="global: fit settings of the shared vector"
     )
     add_run_options(parser, "<method>.<model>")
+    add_engine_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = load_dataset_from_args(args)
     model = load_model_from_args(args)
-    summary = embed_run(
+    summary = engine_runner(args, embed_run, "ray_embed_run")(
         dataset,
         model,
         args.method,

@@ -16,6 +16,7 @@ from loce.cli.common import (
     print_run_summary,
     split_list,
 )
+from loce.cli.engine_options import add_engine_options, engine_runner
 from loce.fit.settings import PRESETS
 
 EXAMPLES = """
@@ -23,6 +24,8 @@ EXAMPLES = """
            --coco scenes/annotations.json --images scenes/images --out RUN
   loce fit --model timm:vit_small_patch16_224 --layers blocks.6 --voc VOCdevkit/VOC2012 --out RUN_VIT
   loce fit --model torchvision:resnet50 --layers layer3 --folder my_data --preset fast --device cuda --out RUN2
+  loce fit --model efficientnet-lite0 --layers _blocks.10 --coco ann.json --images imgs --out RUN \
+           --engine ray --ray-address auto --gpus-per-worker 1     # one model per GPU of a Ray cluster
 Running the same command again resumes an interrupted run; images already stored are not recomputed.
 """
 
@@ -47,6 +50,7 @@ def register(subparsers) -> None:
         help="fit settings preset ('paper': the publication's)",
     )
     add_run_options(parser, "loce.<model>")
+    add_engine_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = load_dataset_from_args(args)
     model = load_model_from_args(args)
-    summary = fit_run(
+    summary = engine_runner(args, fit_run, "ray_fit_run")(
         dataset,
         model,
         split_list(args.layers),

@@ -264,11 +264,7 @@ class LoCEStore:
         self._require_writable()
         if job not in self._registered:
             raise StoreError(f"job {job!r} is not registered on this store; call register_job(spec) first")
-        spec = self.manifest.job(job)
-        defaults = {"job": job, "model": spec.model, "method": spec.method}
-        if spec.settings_id is not None:
-            defaults["settings_id"] = spec.settings_id
-        table = build_table(rows, defaults=defaults)
+        table = build_table(rows, defaults=self.row_defaults(job))
         if table.num_rows == 0:
             raise StoreError(f"no rows to append to job {job!r}; every image must leave at least one row")
         samples = set(pc.unique(table["sample_id"]).to_pylist())
@@ -281,6 +277,18 @@ class LoCEStore:
         path = write_shard(self.shard_dir, job, next_shard_number(self.shard_dir, job), table)
         self._completed[job] |= samples
         return path
+
+    def row_defaults(self, job: str) -> dict[str, Any]:
+        """The column values every row of ``job`` gets unless it gives them (``job``, ``model``, ``method``, ...)."""
+        spec = self.manifest.job(job)
+        if spec is None:
+            raise StoreError(
+                f"job {job!r} is not in {self.path / MANIFEST_NAME}; call register_job(spec) first"
+            )
+        defaults = {"job": job, "model": spec.model, "method": spec.method}
+        if spec.settings_id is not None:
+            defaults["settings_id"] = spec.settings_id
+        return defaults
 
     def completed_samples(self, job: str) -> set[str]:
         """The ids of samples with rows in ``job``'s shards (including samples whose every row is a skip).

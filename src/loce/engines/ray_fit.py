@@ -1,0 +1,452 @@
+"""``fit`` and ``embed`` on a Ray cluster: the rows of the local engine, computed by a pool of model actors.
+
+The pipeline is Ray Data: every group of ``batch_size`` whole images is one item; CPU tasks decode it with
+:func:`loce.batches.load_batch` (unreadable images and bad masks become the same skip rows as locally); an actor
+pool holds one model per actor (on its GPU when ``gpus_per_worker`` > 0) and computes the group's rows with the
+method's own :data:`~loce.runs.BatchProcessor` (:func:`loce.pipeline.loce_processor`,
+:func:`loce.baselines.run.baseline_processor`) through :func:`loce.runs.group_rows`; the actor writes them as one
+shard with the store's own table builder and atomic shard writer. The driver alone registers the job in the
+manifest, plans the groups and counts what came back.
+
+Shard names are unique without coordination: the driver numbers the groups of this call from one past the highest
+shard number already in the store, so group ``k`` is shard ``base + k``. A retried group (its actor died) finds
+its shard either absent (it is written once) or complete under its final name (atomic rename), in which case it is
+not written again. A rerun after the driver is killed reads the shards that exist, like the local engine.
+
+Models reach the actors by spec: each actor calls :func:`loce.models.load_model` with the driver's spec and
+preprocessing (nothing is unpickled from the driver but plain values). A module passed from Python
+(``"module:..."``, or any spec :func:`loce.models.load_model` does not know) has no spec to load from; it is
+shipped with Ray's own serialisation of the driver's object (``ray.put``), which is as trusted as the driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from loce.batches import load_batch
+from loce.capture import LayerCapture
+from loce.data.dataset import ConceptDataset
+from loce.engines.options import RayOptions
+from loce.engines.ray_cluster import WorkerPlan, plan_workers, ray_session
+from loce.errors import InputError, LoceError, StoreError
+from loce.models import KNOWN_SPECS, LoadedModel, load_model
+from loce.runs import (
+    BatchProcessor,
+    RunSummary,
+    RunTimings,
+    check_run_arguments,
+    default_job_name,
+    group_rows,
+    job_spec,
+    peak_memory_mb,
+    progress_bar,
+    start_job,
+)
+from loce.store import LoCEStore
+from loce.store.shards import next_shard_number, read_shard, shard_name, write_shard
+from loce.store.table import build_table
+
+ProcessorFactory = Callable[..., BatchProcessor]
+"""``factory(model, device=device) -> BatchProcessor``: builds a method's processor inside an actor."""
+
+FAULT_ENV = "LOCE_RAY_FAULT"
+"""Fault injection for tests: ``"GROUP:PHASE:MARKER[;...]"`` makes the actor computing group ``GROUP`` of the run
+exit (``os._exit``) once, ``PHASE`` = ``before_write`` or ``after_write``; the ``MARKER`` file records that it did."""
+
+
+def loadable_spec(spec: str) -> bool:
+    """Whether :func:`loce.models.load_model` can rebuild a model from ``spec`` alone (a known name or prefix).
+
+    Example:
+        >>> loadable_spec("timm:resnet18"), loadable_spec("module:MyNet")
+        (True, False)
+    """
+    prefixes = tuple(known.split(":")[0] + ":" for known in KNOWN_SPECS if ":" in known)
+    return spec in KNOWN_SPECS or spec.startswith(prefixes)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """How an actor gets the model: the spec it loads itself, or Ray's copy of a model built in Python."""
+
+    spec: str
+    preprocessing: Any
+    description: dict[str, Any]
+    model_ref: Any = None
+
+    @classmethod
+    def of(cls, model: LoadedModel, ray) -> ModelSource:
+        """The source of ``model``: its spec when loadable, else ``ray.put`` of the model (a module from Python)."""
+        ref = None
+        if not loadable_spec(model.spec):
+            model.module.cpu()
+            ref = ray.put(model)
+        return cls(model.spec, model.preprocessing, model.describe(), ref)
+
+    def load(self, device: torch.device) -> LoadedModel:
+        """The model in the actor, on ``device``; one loaded from its spec must be described as the driver's."""
+        if self.model_ref is not None:
+            import ray
+
+            model = ray.get(self.model_ref)
+            model.module = model.module.to(device)
+            return model
+        model = load_model(self.spec, preprocessing=self.preprocessing, device=str(device))
+        if model.describe() != self.description:
+            raise InputError(
+                f"the worker's model {self.spec!r} differs from the driver's ({model.describe()} vs "
+                f"{self.description}); load it with `load_model(spec)` defaults, or use --engine local"
+            )
+        return model
+
+
+@dataclass(frozen=True)
+class ShardTarget:
+    """Where the actors write: the run's shard directory, the job, its row defaults and the first shard number."""
+
+    shard_dir: str
+    job: str
+    defaults: dict[str, Any]
+    base: int
+
+    def path(self, group: int) -> Path:
+        """The shard file of group ``group`` of this call."""
+        return Path(self.shard_dir) / shard_name(self.job, self.base + group)
+
+
+def _faults(spec: str | None) -> list[tuple[int, str, Path]]:
+    faults = []
+    for part in filter(None, (spec or "").split(";")):
+        group, phase, marker = part.split(":", 2)
+        if phase not in ("before_write", "after_write"):
+            raise InputError(f"{FAULT_ENV}: phase must be before_write or after_write, got {phase!r}")
+        faults.append((int(group), phase, Path(marker)))
+    return faults
+
+
+def _maybe_die(faults: list[tuple[int, str, Path]], group: int, phase: str) -> None:
+    for k, when, marker in faults:
+        if k == group and when == phase and not marker.exists():
+            marker.write_text(f"actor {os.getpid()} exited at group {group} ({phase})\n")
+            os._exit(1)
+
+
+def decode_groups(batch: dict[str, np.ndarray], strict: bool = False) -> dict[str, np.ndarray]:
+    """Ray Data task: decode each group of samples with :func:`loce.batches.load_batch` (skips recorded)."""
+    loaded = np.empty(len(batch["samples"]), dtype=object)
+    loaded[:] = [load_batch(list(samples), strict) for samples in batch["samples"]]
+    return {"group": np.asarray(batch["group"]), "batch": loaded}
+
+
+def _stats(
+    group: int, rows: Sequence[dict[str, Any]], n_images: int, timings: RunTimings, written: bool
+) -> dict:
+    summary = RunSummary(out=Path("."), job="", method="", layers=[], images_total=0, images_done_before=0)
+    summary.count_rows(rows)
+    return {
+        "group": group,
+        "images": n_images,
+        "vectors": summary.vectors,
+        "skips": json.dumps(summary.skips, sort_keys=True),
+        "iou_sum": summary.iou_sum,
+        "iou_count": summary.iou_count,
+        "forward": timings.forward,
+        "fit": timings.fit,
+        "write": timings.write,
+        "written": written,
+        "peak_mb": peak_memory_mb(),
+        "pid": os.getpid(),
+    }
+
+
+class ModelWorker:
+    """Ray Data actor: one model (with its layer capture) per actor; computes and writes each group's shard."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        layers: list[str],
+        layouts: dict[str, str] | None,
+        factory: ProcessorFactory,
+        device: str,
+        target: ShardTarget,
+        seed: int,
+        faults: str | None,
+    ) -> None:
+        torch.manual_seed(seed)
+        self.device = torch.device(device)
+        self.model = source.load(self.device)
+        self.capture = LayerCapture(self.model.module, layers, layouts=layouts).__enter__()
+        self.process = factory(self.model, device=self.device)
+        self.target = target
+        self.faults = _faults(faults)
+
+    def _existing(self, path: Path, sample_ids: list[str]) -> list[dict[str, Any]] | None:
+        """The rows of a shard a previous attempt of this group completed, or ``None`` when there is none."""
+        if not path.exists():
+            return None
+        table = read_shard(path, ["sample_id", "status", "iou"])
+        if set(table["sample_id"].to_pylist()) != set(sample_ids):
+            raise StoreError(f"{path} exists but holds other samples than its group; is another run writing?")
+        return table.to_pylist()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for group, loaded in zip(batch["group"], batch["batch"], strict=True):
+            group = int(group)
+            timings = RunTimings()
+            path = self.target.path(group)
+            rows = self._existing(path, loaded.sample_ids)
+            written = rows is None
+            if written:
+                rows = group_rows(loaded, self.capture, timings, self.process)
+                _maybe_die(self.faults, group, "before_write")
+                t0 = time.perf_counter()
+                write_shard(path.parent, self.target.job, self.target.base + group,
+                            build_table(rows, defaults=self.target.defaults))  # fmt: skip
+                timings.write += time.perf_counter() - t0
+                _maybe_die(self.faults, group, "after_write")
+            for key, value in _stats(group, rows, len(loaded.samples), timings, written).items():
+                out.setdefault(key, []).append(value)
+        return out
+
+
+def ray_run_batches(
+    dataset: ConceptDataset,
+    model: LoadedModel,
+    layers: Sequence[str],
+    out: str | Path,
+    factory: ProcessorFactory,
+    *,
+    method: str,
+    settings: dict[str, Any],
+    settings_id: str,
+    job: str | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    layouts: dict[str, str] | None = None,
+    strict: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    ray_options: RayOptions | None = None,
+) -> RunSummary:
+    """:func:`loce.runs.run_batches` on a Ray cluster: same job, same groups, same rows, same shards.
+
+    Args:
+        factory: builds the method's :data:`~loce.runs.BatchProcessor` in each actor (see :data:`ProcessorFactory`).
+        ray_options: cluster address, workers, GPUs per worker (:class:`~loce.engines.RayOptions`).
+        Other arguments: as :func:`loce.runs.run_batches`.
+
+    Returns:
+        A :class:`~loce.runs.RunSummary`; timings add up the workers' time, ``peak_memory_mb`` is the largest
+        resident memory of the driver and of any worker.
+    """
+    start = time.perf_counter()
+    ray_options = ray_options or RayOptions()
+    layers = check_run_arguments(layers, batch_size)
+    job = job or default_job_name(model.spec, method)
+    out = Path(out)
+    spec = job_spec(dataset, model, layers, job=job, method=method, settings=settings, settings_id=settings_id,
+                    seed=seed)  # fmt: skip
+    if ray_options.gpus_per_worker > 0 and torch.device(device).type == "cpu":
+        device = "cuda"
+    with LoCEStore.create(out, image_root=dataset.root) as store:
+        todo, summary = start_job(store, spec, dataset)
+        groups = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        if groups:
+            target = ShardTarget(str(store.shard_dir), job, store.row_defaults(job),
+                                 next_shard_number(store.shard_dir, job))  # fmt: skip
+            with ray_session(ray_options.address) as ray:
+                plan = plan_workers(ray.cluster_resources(), ray_options)
+                stats = _run_pipeline(ray, groups, model, layers, layouts, factory, device, target, plan, seed,
+                                      strict, progress, summary)  # fmt: skip
+            _check_complete(store, job, todo)
+            summary.peak_memory_mb = max([peak_memory_mb(), *(s["peak_mb"] for s in stats)])
+        else:
+            summary.peak_memory_mb = peak_memory_mb()
+    summary.timings.total = time.perf_counter() - start
+    return summary
+
+
+def _run_pipeline(
+    ray,
+    groups,
+    model,
+    layers,
+    layouts,
+    factory,
+    device,
+    target,
+    plan: WorkerPlan,
+    seed,
+    strict,
+    progress,
+    summary,
+) -> list[dict[str, Any]]:
+    from ray.data import ActorPoolStrategy, DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    items = [{"group": k, "samples": group} for k, group in enumerate(groups)]
+    data = ray.data.from_items(items, override_num_blocks=len(items))
+    data = data.map_batches(partial(decode_groups, strict=strict), batch_size=1, num_cpus=plan.decode_cpus)
+    data = data.map_batches(
+        ModelWorker,
+        fn_constructor_kwargs={
+            "source": ModelSource.of(model, ray),
+            "layers": list(layers),
+            "layouts": layouts,
+            "factory": factory,
+            "device": str(device),
+            "target": target,
+            "seed": seed,
+            "faults": os.environ.get(FAULT_ENV),
+        },
+        batch_size=1,
+        compute=ActorPoolStrategy(size=plan.workers),
+        num_cpus=plan.cpus,
+        num_gpus=plan.gpus,
+    )
+    bar = progress_bar(sum(len(g) for g in groups), summary.images_done_before, summary.method, progress)
+    start = time.perf_counter()
+    stats = []
+    try:
+        for row in data.iter_rows():
+            stats.append(row)
+            summary.images_processed += row["images"]
+            summary.vectors += row["vectors"]
+            for reason, n in json.loads(row["skips"]).items():
+                summary.skips[reason] = summary.skips.get(reason, 0) + n
+            summary.iou_sum += row["iou_sum"]
+            summary.iou_count += row["iou_count"]
+            for name in ("forward", "fit", "write"):
+                setattr(summary.timings, name, getattr(summary.timings, name) + row[name])
+            if bar is not None:
+                bar.update(row["images"])
+                bar.set_postfix(summary.progress_postfix(time.perf_counter() - start), refresh=False)
+    except Exception as exc:
+        raise _user_error(exc) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return stats
+
+
+def _user_error(exc: BaseException) -> BaseException:
+    """The :class:`~loce.errors.LoceError` a worker raised (Ray wraps it), or ``exc`` itself."""
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, LoceError):
+            return type(current)(str(current).strip().splitlines()[-1]) if "\n" in str(current) else current
+        cause = getattr(current, "cause", None)
+        current = cause if isinstance(cause, BaseException) else (current.__cause__ or current.__context__)
+    return exc
+
+
+def _check_complete(store: LoCEStore, job: str, todo) -> None:
+    """Every sample of this call is in exactly one shard of the job (none lost, none written twice)."""
+    owner: dict[str, Path] = {}
+    for path in store.shards(job):
+        for sample in set(read_shard(path, ["sample_id"])["sample_id"].to_pylist()):
+            if sample in owner:
+                raise StoreError(
+                    f"sample {sample!r} of job {job!r} is in two shards ({owner[sample].name}, {path.name}); was "
+                    "an earlier run still writing? Delete the newer shard and run the same command again"
+                )
+            owner[sample] = path
+    missing = [s.sample_id for s in todo if s.sample_id not in owner]
+    if missing:
+        raise StoreError(
+            f"{len(missing)} sample(s) of job {job!r} have no shard after the Ray run (e.g. {missing[:3]}); "
+            "run the same command again to compute them"
+        )
+
+
+def ray_fit_run(
+    dataset: ConceptDataset,
+    model: LoadedModel,
+    layers: Sequence[str],
+    out: str | Path,
+    *,
+    settings: Any = "paper",
+    job: str | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    layouts: dict[str, str] | None = None,
+    strict: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    ray_options: RayOptions | None = None,
+) -> RunSummary:
+    """:func:`loce.pipeline.fit_run` on a Ray cluster (same arguments, plus ``ray_options``); same rows.
+
+    Example:
+        >>> summary = ray_fit_run(ds, load_model("efficientnet-lite0"), ["_blocks.10"], "RUN",  # doctest: +SKIP
+        ...                       ray_options=RayOptions(workers=2))
+    """
+    from loce.fit import resolve_settings
+    from loce.pipeline import loce_processor
+
+    fit_settings = resolve_settings(settings)
+    return ray_run_batches(
+        dataset, model, layers, out, partial(loce_processor, settings=fit_settings, seed=seed),
+        method="loce", settings=fit_settings.to_dict(), settings_id=fit_settings.settings_id, job=job,
+        batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed, progress=progress,
+        ray_options=ray_options,
+    )  # fmt: skip
+
+
+def ray_embed_run(
+    dataset: ConceptDataset,
+    model: LoadedModel,
+    method: str,
+    out: str | Path,
+    layers: Sequence[str] | None = None,
+    *,
+    options: Any = None,
+    settings: Any = "paper",
+    job: str | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    layouts: dict[str, str] | None = None,
+    strict: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    ray_options: RayOptions | None = None,
+) -> RunSummary:
+    """:func:`loce.baselines.embed_run` on a Ray cluster for ``crop``, ``window`` and ``masked-pool``.
+
+    ``global`` fits one vector per concept over all its samples at once and has no per-group work to spread:
+    it is refused (run it with the local engine).
+    """
+    from loce.baselines.embed import PER_SAMPLE_METHODS, EmbedOptions
+    from loce.baselines.run import baseline_processor, resolve_layers
+    from loce.baselines.run import settings_id as method_settings_id
+
+    if method not in PER_SAMPLE_METHODS:
+        raise InputError(
+            f"method {method!r} cannot run on the Ray engine (it needs every sample of a concept at once); "
+            "use --engine local"
+        )
+    options = options or EmbedOptions()
+    layers = resolve_layers(method, model, layers)
+    method_settings = options.settings(method)
+    return ray_run_batches(
+        dataset, model, layers, out, partial(baseline_processor, method, layers=layers, options=options),
+        method=method, settings=method_settings, settings_id=method_settings_id(method_settings), job=job,
+        batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed, progress=progress,
+        ray_options=ray_options,
+    )  # fmt: skip
