@@ -164,6 +164,30 @@ def check_run_arguments(layers: Sequence[str], batch_size: int) -> list[str]:
     return layers
 
 
+def prepare_job(
+    dataset: ConceptDataset,
+    model: LoadedModel,
+    layers: Sequence[str],
+    *,
+    method: str,
+    settings: dict[str, Any],
+    settings_id: str,
+    job: str | None,
+    batch_size: int,
+    seed: int,
+    layouts: dict[str, str] | None = None,
+) -> JobSpec:
+    """The checked :class:`~loce.store.JobSpec` of a run, before anything is written (every engine calls it).
+
+    Checks the arguments and the layers (one blank image through the model), so a bad layer writes nothing.
+    """
+    layers = check_run_arguments(layers, batch_size)
+    job = job or default_job_name(model.spec, method)
+    check_layers(model, layers, layouts=layouts)
+    return job_spec(dataset, model, layers, job=job, method=method, settings=settings, settings_id=settings_id,
+                    seed=seed)  # fmt: skip
+
+
 def start_job(store: LoCEStore, spec: JobSpec, dataset: ConceptDataset) -> tuple[list[Sample], RunSummary]:
     """Register ``spec`` in ``store`` (refusing changed settings) and list the samples not yet stored.
 
@@ -218,16 +242,13 @@ def run_batches(
         A :class:`RunSummary`.
     """
     start = time.perf_counter()
-    layers = check_run_arguments(layers, batch_size)
+    check_run_arguments(layers, batch_size)
     torch.manual_seed(seed)
-    job = job or default_job_name(model.spec, method)
     out = Path(out)
     module = model.module.to(torch.device(device))
-    check_layers(
-        model, layers, layouts=layouts
-    )  # before the job is registered: nothing written for a bad layer
-    spec = job_spec(dataset, model, layers, job=job, method=method, settings=settings, settings_id=settings_id,
-                    seed=seed)  # fmt: skip
+    spec = prepare_job(dataset, model, layers, method=method, settings=settings, settings_id=settings_id, job=job,
+                       batch_size=batch_size, seed=seed, layouts=layouts)  # fmt: skip
+    layers, job = list(spec.layers), spec.name
 
     with LoCEStore.create(out, image_root=dataset.root) as store:
         todo, summary = start_job(store, spec, dataset)

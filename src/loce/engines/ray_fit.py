@@ -13,10 +13,12 @@ shard number already in the store, so group ``k`` is shard ``base + k``. A retri
 its shard either absent (it is written once) or complete under its final name (atomic rename), in which case it is
 not written again. A rerun after the driver is killed reads the shards that exist, like the local engine.
 
-Models reach the actors by spec: each actor calls :func:`loce.models.load_model` with the driver's spec and
-preprocessing (nothing is unpickled from the driver but plain values). A module passed from Python
-(``"module:..."``, or any spec :func:`loce.models.load_model` does not know) has no spec to load from; it is
-shipped with Ray's own serialisation of the driver's object (``ray.put``), which is as trusted as the driver.
+Models reach the actors by identity (:meth:`loce.models.LoadedModel.identity`: spec, weights request, checkpoint
+file, preprocessing, fingerprint): each actor rebuilds the model with :func:`loce.models.load_model_from_identity`,
+which refuses weights that do not hash to the driver's fingerprint, so no model object is unpickled. A checkpoint
+file must be readable at the same path on every node. A module passed from Python (``"module:..."``, any spec
+:func:`loce.models.load_model` does not know, or a Python preprocessing function) cannot be rebuilt from plain
+values; it is shipped with Ray's own serialisation of the driver's object (``ray.put``), as trusted as the driver.
 """
 
 from __future__ import annotations
@@ -33,22 +35,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from loce.batches import load_batch
+from loce.batches import DEFAULT_MAX_BATCH_BYTES, group_samples, load_batch
 from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
 from loce.engines.options import RayOptions
 from loce.engines.ray_cluster import WorkerPlan, plan_workers, ray_session
 from loce.errors import InputError, LoceError, StoreError
-from loce.models import KNOWN_SPECS, LoadedModel, load_model
+from loce.models import KNOWN_SPECS, LoadedModel, load_model_from_identity
 from loce.runs import (
     BatchProcessor,
     RunSummary,
     RunTimings,
-    check_run_arguments,
-    default_job_name,
     group_rows,
-    job_spec,
     peak_memory_mb,
+    prepare_job,
     progress_bar,
     start_job,
 )
@@ -77,36 +77,30 @@ def loadable_spec(spec: str) -> bool:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """How an actor gets the model: the spec it loads itself, or Ray's copy of a model built in Python."""
+    """How an actor gets the model: its identity, from which the actor reloads and checks the weights
+    (:func:`loce.models.load_model_from_identity`), or Ray's copy of a model built in Python."""
 
-    spec: str
-    preprocessing: Any
-    description: dict[str, Any]
+    identity: dict[str, Any]
     model_ref: Any = None
 
     @classmethod
     def of(cls, model: LoadedModel, ray) -> ModelSource:
-        """The source of ``model``: its spec when loadable, else ``ray.put`` of the model (a module from Python)."""
-        ref = None
-        if not loadable_spec(model.spec):
-            model.module.cpu()
-            ref = ray.put(model)
-        return cls(model.spec, model.preprocessing, model.describe(), ref)
+        """The source of ``model``: its identity when a spec rebuilds it, else ``ray.put`` of the model."""
+        identity = model.identity()
+        rebuildable = loadable_spec(model.spec) and identity["preprocessing"].get("resize") != "callable"
+        if rebuildable:
+            return cls(identity)
+        model.module.cpu()
+        return cls(identity, ray.put(model))
 
     def load(self, device: torch.device) -> LoadedModel:
-        """The model in the actor, on ``device``; one loaded from its spec must be described as the driver's."""
-        if self.model_ref is not None:
-            import ray
+        """The model in the actor, on ``device``: reloaded weights hash to the driver's fingerprint."""
+        if self.model_ref is None:
+            return load_model_from_identity(self.identity, device=str(device))
+        import ray
 
-            model = ray.get(self.model_ref)
-            model.module = model.module.to(device)
-            return model
-        model = load_model(self.spec, preprocessing=self.preprocessing, device=str(device))
-        if model.describe() != self.description:
-            raise InputError(
-                f"the worker's model {self.spec!r} differs from the driver's ({model.describe()} vs "
-                f"{self.description}); load it with `load_model(spec)` defaults, or use --engine local"
-            )
+        model = ray.get(self.model_ref)
+        model.module = model.module.to(device)
         return model
 
 
@@ -238,6 +232,7 @@ def ray_run_batches(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
+    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
     ray_options: RayOptions | None = None,
 ) -> RunSummary:
     """:func:`loce.runs.run_batches` on a Ray cluster: same job, same groups, same rows, same shards.
@@ -253,16 +248,15 @@ def ray_run_batches(
     """
     start = time.perf_counter()
     ray_options = ray_options or RayOptions()
-    layers = check_run_arguments(layers, batch_size)
-    job = job or default_job_name(model.spec, method)
     out = Path(out)
-    spec = job_spec(dataset, model, layers, job=job, method=method, settings=settings, settings_id=settings_id,
-                    seed=seed)  # fmt: skip
+    spec = prepare_job(dataset, model, layers, method=method, settings=settings, settings_id=settings_id, job=job,
+                       batch_size=batch_size, seed=seed, layouts=layouts)  # fmt: skip
+    layers, job = list(spec.layers), spec.name
     if ray_options.gpus_per_worker > 0 and torch.device(device).type == "cpu":
         device = "cuda"
     with LoCEStore.create(out, image_root=dataset.root) as store:
         todo, summary = start_job(store, spec, dataset)
-        groups = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        groups = group_samples(todo, batch_size, max_batch_bytes)
         if groups:
             target = ShardTarget(str(store.shard_dir), job, store.row_defaults(job),
                                  next_shard_number(store.shard_dir, job))  # fmt: skip
@@ -389,6 +383,7 @@ def ray_fit_run(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
+    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
     ray_options: RayOptions | None = None,
 ) -> RunSummary:
     """:func:`loce.pipeline.fit_run` on a Ray cluster (same arguments, plus ``ray_options``); same rows.
@@ -405,7 +400,7 @@ def ray_fit_run(
         dataset, model, layers, out, partial(loce_processor, settings=fit_settings, seed=seed),
         method="loce", settings=fit_settings.to_dict(), settings_id=fit_settings.settings_id, job=job,
         batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed, progress=progress,
-        ray_options=ray_options,
+        max_batch_bytes=max_batch_bytes, ray_options=ray_options,
     )  # fmt: skip
 
 
@@ -425,6 +420,7 @@ def ray_embed_run(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
+    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
     ray_options: RayOptions | None = None,
 ) -> RunSummary:
     """:func:`loce.baselines.embed_run` on a Ray cluster for ``crop``, ``window`` and ``masked-pool``.
@@ -448,5 +444,5 @@ def ray_embed_run(
         dataset, model, layers, out, partial(baseline_processor, method, layers=layers, options=options),
         method=method, settings=method_settings, settings_id=method_settings_id(method_settings), job=job,
         batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed, progress=progress,
-        ray_options=ray_options,
+        max_batch_bytes=max_batch_bytes, ray_options=ray_options,
     )  # fmt: skip
