@@ -69,3 +69,36 @@ def test_project_rejects_mismatched_shapes():
         project(torch.ones(4), torch.zeros(4, 3, 3))
     with pytest.raises(InputError, match="one mask per sample"):
         projection_iou(torch.zeros(2, 3, 3), [np.ones((3, 3), bool)])
+
+
+def _paper_iou_with_scikit_image(v: torch.Tensor, acts: torch.Tensor, mask: np.ndarray) -> float:
+    """The publication's score, written out: all channels upsampled to 100 x 100, projected, resized by skimage."""
+    from skimage.transform import resize
+
+    up = F.interpolate(acts[None].double(), size=(100, 100), mode="bilinear", align_corners=False)[0]
+    projection = torch.sigmoid(torch.einsum("c,chw->hw", v.double(), up)).numpy()
+    return binary_iou(resize(projection, mask.shape) > 0.5, mask)
+
+
+def test_paper_iou_equals_the_publication_computation():
+    g = torch.Generator().manual_seed(2)
+    acts = torch.randn(6, 6, 7, 9, generator=g)
+    v = torch.randn(6, 6, generator=g)
+    rng = np.random.default_rng(2)
+    sizes = [(480, 640), (33, 20), (480, 640), (7, 9), (120, 90), (100, 100)]  # enlarging, shrinking, mixed
+    masks = [rng.random(s) > 0.5 for s in sizes]
+    got = projection_iou(logits(v, acts), masks, convention="paper")
+    native = projection_iou(logits(v, acts), masks)
+    for i, m in enumerate(masks):
+        assert got[i] == pytest.approx(_paper_iou_with_scikit_image(v[i], acts[i], m), abs=1e-4)
+    assert not np.allclose(got, native)  # a different convention, not a renamed one
+    # the same maps from project(): formed on the grid, resized like scikit-image
+    from skimage.transform import resize
+
+    maps = project(v[:1], acts[:1], size=(33, 20), convention="paper")[0].numpy()
+    up = F.interpolate(acts[:1].double(), size=(100, 100), mode="bilinear", align_corners=False)[0]
+    on_grid = torch.sigmoid(torch.einsum("c,chw->hw", v[0].double(), up)).numpy()
+    np.testing.assert_allclose(maps, resize(on_grid, (33, 20)), rtol=0, atol=1e-5)
+    assert project(v[:1], acts[:1], convention="paper").shape == (1, 100, 100)
+    with pytest.raises(InputError, match="convention"):
+        projection_iou(logits(v, acts), masks, convention="skimage")

@@ -13,12 +13,13 @@ from loce.fit import PRESETS, FitSettings, FitSettingsError, resolve_settings
 
 def test_paper_preset_is_the_publication_setting():
     p = PRESETS["paper"]
-    assert (p.objective, p.solver, p.grid, p.target_resize, p.init) == (
+    assert (p.objective, p.solver, p.grid, p.target_resize, p.init, p.iou_convention) == (
         "pseudo_bce",
         "adamw",
         100,
-        "bilinear_antialias",
+        "skimage",
         "zeros",
+        "paper",
     )
     assert (p.lr, p.weight_decay, p.betas, p.eps, p.steps, p.tol) == (0.1, 0.01, (0.9, 0.999), 1e-8, 50, None)
     assert (p.l1, p.l2) == (0.0, 0.0)
@@ -34,7 +35,8 @@ def test_settings_id_is_stable_across_processes():
     assert here == there
     assert len(here) == 12 and int(here, 16) >= 0
     # pinned: a changed id orphans every stored LoCE's settings reference; change it only on purpose
-    assert here == "224c1c90a050"
+    # (changed on purpose when the paper preset's target became scikit-image's resize and its IoU the paper's)
+    assert here == "5500bdf2d755"
 
 
 def test_ids_differ_and_round_trip():
@@ -46,6 +48,13 @@ def test_ids_differ_and_round_trip():
         data = json.loads(json.dumps(settings.to_dict()))
         assert FitSettings.from_dict(data) == settings
         assert FitSettings.from_dict(data).settings_id == settings.settings_id
+
+
+def test_settings_written_before_iou_convention_existed_read_as_native():
+    old = PRESETS["paper"].to_dict()
+    del old["iou_convention"]
+    assert FitSettings.from_dict(old).iou_convention == "native"
+    assert PRESETS["fast"].iou_convention == "native" and PRESETS["bce"].iou_convention == "native"
 
 
 def test_resolve_settings():
@@ -68,6 +77,7 @@ def test_resolve_settings():
         ({"lr": -1}, "lr"),
         ({"tol": -1.0}, "tol"),
         ({"target_resize": "nearest"}, "target_resize"),
+        ({"iou_convention": "exact"}, "iou_convention"),
         ({"init": "ones"}, "init"),
         ({"patience": 0}, "patience"),
     ],

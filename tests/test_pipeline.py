@@ -59,8 +59,25 @@ def test_planted_masks_are_recovered(planted, tmp_path):
     assert set(frame["image"]) == {f"img_{i:03d}.png" for i in range(12)}
     assert (frame["mask_height"] == 64).all() and (frame["mask_area"] > 0).all()
     assert frame["attributes"].str.contains('"kind"').all()
+    assert (frame["iou_convention"] == "paper").all()  # the paper preset scores IoU the publication's way
     table = summary.table()
     assert set(table["concept"]) == {"red", "blue"} and (table["n_ok"] == 12).all()
+
+
+def test_iou_convention_is_stored_per_row_and_old_shards_read_as_null(planted, tmp_path):
+    import pyarrow.parquet as pq
+
+    fit_run(
+        planted, planted_model(), ["pool"], tmp_path / "run", settings="fast", batch_size=12, progress=False
+    )
+    frame = LoCEStore.open(tmp_path / "run").frame(layer="pool")
+    assert (frame["iou_convention"] == "native").all()
+    # a shard written before the column existed: its rows read back with a null convention (= native)
+    (shard,) = (tmp_path / "run" / "loces").glob("*.parquet")
+    table = pq.read_table(shard)
+    pq.write_table(table.drop(["iou_convention"]).replace_schema_metadata(table.schema.metadata), shard)
+    old = LoCEStore.open(tmp_path / "run").frame(layer="pool")
+    assert len(old) == len(frame) and old["iou_convention"].isna().all()
 
 
 def test_resume_after_crash_gives_the_same_rows(planted, tmp_path, monkeypatch):

@@ -58,6 +58,7 @@ def loce_rows(
                     else f"{pair.image}, {pair.concept}, {layer}: {_strip_index(fitter.detail_[k])}",
                     "vector": fitter.embeddings_[k] if ok else None,
                     "iou": float(fitter.iou_[k]) if ok else None,
+                    "iou_convention": fitter.settings_.iou_convention if ok else None,
                     "loss": float(fitter.loss_[k]) if ok else None,
                     "steps": int(fitter.steps_[k]),
                     "mask": pair.mask,

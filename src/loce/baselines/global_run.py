@@ -183,6 +183,7 @@ def _global_row(
         "detail": json.dumps(info),
         "vector": fit.vector,
         "iou": info["mean_iou"],
+        "iou_convention": settings.iou_convention,
         "loss": float(np.nanmean(fit.loss)),
         "steps": fit.steps,
     }

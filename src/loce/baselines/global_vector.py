@@ -188,7 +188,12 @@ def fit_shared_vector(
         losses.append(objective.loss_and_grad(op.up(z), state, need_loss=True)[1].double().cpu().numpy())
         logit_maps.append(z)
     loss[rows] = np.concatenate(losses)
-    iou[rows] = projection_iou(torch.cat(logit_maps), [targets.masks[i] for i in rows])
+    iou[rows] = projection_iou(
+        torch.cat(logit_maps),
+        [targets.masks[i] for i in rows],
+        convention=settings.iou_convention,
+        grid=settings.grid,
+    )
     return SharedVectorFit(
         vector=v[0].cpu().numpy().astype(np.float32),
         used=used,

@@ -38,7 +38,8 @@ class FitResult:
 
     Attributes:
         embeddings: ``B x C`` float32 LoCEs (zero rows for skipped samples).
-        iou: IoU of the thresholded projection with the mask, at the mask's resolution (``nan`` if skipped).
+        iou: IoU of the thresholded projection with the mask, at the mask's resolution (``nan`` if skipped),
+            scored by ``settings.iou_convention`` (see :func:`loce.fit.projection_iou`).
         loss: final loss (objective + penalty) at the returned vector (``nan`` if skipped).
         steps: optimiser updates applied (fewer than ``settings.steps`` after an early stop; 0 if skipped).
         mask_area: foreground pixels of the mask at its own resolution.
@@ -244,7 +245,10 @@ class LoCEFitter:
             embeddings[fit_rows] = solution.vectors.cpu().numpy()
             loss[fit_rows] = solution.loss.double().cpu().numpy()
             steps[fit_rows] = solution.steps.numpy()
-            iou[fit_rows] = projection_iou(solution.logits, [targets.masks[i] for i in fit_rows])
+            fit_masks = [targets.masks[i] for i in fit_rows]
+            iou[fit_rows] = projection_iou(
+                solution.logits, fit_masks, convention=settings.iou_convention, grid=settings.grid
+            )
 
         if device.type == "cpu":
             run_parallel(fit_chunk, starts, workers)

@@ -1,8 +1,13 @@
 """Projections of LoCEs onto activations (heat maps) and the IoU score of a LoCE at its mask's resolution.
 
 The projection of ``v`` onto activations ``A`` (``C x h x w``) is ``sigmoid(z)`` with ``z = sum_k v_k A_k``.
-Resized to any size it is ``sigmoid(U_H z U_W^T)``: the logits are resized bilinearly on the native grid
-(:func:`loce.fit.targets.resize_bilinear`), which equals resizing all ``C`` channels first and then projecting.
+Two conventions bring it to another size (an image's, a mask's):
+
+- ``"native"``: ``sigmoid(U_H z U_W^T)``, the logits resized bilinearly from the layer's grid
+  (:func:`loce.fit.targets.resize_bilinear`), which equals resizing all ``C`` channels first and then projecting.
+- ``"paper"`` (the publication's): the projection formed on the ``grid x grid`` common grid from bilinearly
+  upsampled activations (computed exactly by upsampling only ``z``), ``P = sigmoid(U_G z U_G^T)``, then ``P``
+  resized to the target size as scikit-image's ``resize`` does (:func:`loce.fit.targets.skimage_resize`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import torch
 from torch import Tensor
 
 from loce.errors import InputError
-from loce.fit.targets import as_binary_mask, resize_bilinear
+from loce.fit.targets import as_binary_mask, resize_bilinear, skimage_resize
+
+PROJECTION_CONVENTIONS = ("native", "paper")
 
 # Elements of one stack of full-resolution predictions: bounded memory for large images; on the CPU a stack
 # that stays in the cache is about twice as fast as a large one.
@@ -27,18 +34,37 @@ def logits(vectors: Tensor, activations: Tensor) -> Tensor:
     return torch.bmm(vectors.unsqueeze(1), activations.reshape(b, c, h * w)).view(b, h, w)
 
 
+def _check_convention(convention: str) -> None:
+    if convention not in PROJECTION_CONVENTIONS:
+        raise InputError(
+            f"unknown projection convention {convention!r}; use one of {list(PROJECTION_CONVENTIONS)}."
+        )
+
+
+def _paper_maps(z: Tensor, size: tuple[int, int] | None, grid: int) -> Tensor:
+    """The publication's projection of logits ``z`` (``n x h x w``): on the ``grid x grid`` grid, resized to ``size``."""
+    on_grid = torch.sigmoid(resize_bilinear(z, (grid, grid)))
+    return on_grid if size is None else skimage_resize(on_grid, size)
+
+
 def project(
     vectors: Tensor | np.ndarray,
     activations: Tensor,
     size: tuple[int, int] | None = None,
+    *,
+    convention: str = "native",
+    grid: int = 100,
 ) -> Tensor:
     """Heat maps ``sigmoid(sum_k v_k A_k)`` of LoCEs on activations, optionally resized to ``size``.
 
     Args:
         vectors: one vector ``(C,)`` projected onto every sample, or one per sample ``(B, C)``.
         activations: ``B x C x h x w`` activations of the layer the vectors were fitted on.
-        size: ``(H, W)`` to resize to (bilinear, ``align_corners=False``, on the logits; exact native-grid
-            trick), or ``None`` for the layer's own ``h x w`` grid.
+        size: ``(H, W)`` to resize to, or ``None``: the layer's own ``h x w`` grid (``"native"``) or the
+            ``grid x grid`` common grid (``"paper"``).
+        convention: ``"native"`` (bilinear, ``align_corners=False``, on the logits; exact native-grid trick) or
+            ``"paper"`` (formed on the common grid, resized like scikit-image; see the module docstring).
+        grid: side of the common grid of the ``"paper"`` convention.
 
     Returns:
         ``B x H x W`` float32 maps in [0, 1] on the activations' device.
@@ -52,6 +78,7 @@ def project(
         >>> project(torch.ones(8), acts, size=(100, 100)).shape
         torch.Size([2, 100, 100])
     """
+    _check_convention(convention)
     acts = torch.as_tensor(activations)
     if acts.ndim != 4:
         raise InputError(f"activations must be B x C x h x w, got shape {tuple(acts.shape)}.")
@@ -65,6 +92,8 @@ def project(
             f"vector of length C={acts.shape[1]} or B x C vectors (B={acts.shape[0]}) from the same layer."
         )
     z = logits(vec.contiguous(), acts)
+    if convention == "paper":
+        return _paper_maps(z, None if size is None else (int(size[0]), int(size[1])), int(grid))
     if size is not None:
         z = resize_bilinear(z, (int(size[0]), int(size[1])))
     return torch.sigmoid(z)
@@ -104,21 +133,34 @@ def _iou_counts(predicted: Tensor, masks: list[np.ndarray]) -> np.ndarray:
         return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
 
 
-def projection_iou(logit_maps: Tensor, masks: Sequence[np.ndarray]) -> np.ndarray:
-    """The paper's score: IoU between each thresholded projection, at its mask's resolution, and the mask.
+def projection_iou(
+    logit_maps: Tensor, masks: Sequence[np.ndarray], *, convention: str = "native", grid: int = 100
+) -> np.ndarray:
+    """The LoCE quality score: IoU between each thresholded projection, at its mask's resolution, and the mask.
 
-    The projection is brought to the mask's own ``H0 x W0`` grid by resizing the logits ``z`` (``h x w``)
-    bilinearly with ``align_corners=False`` (the same operator the fit applies on the 100 x 100 grid, here with
-    the mask's size as target) and thresholded at ``sigmoid(z) > 0.5``, i.e. ``z > 0``. Masks of equal size are
-    processed together in bounded-memory chunks; the batch may mix sizes. Both empty gives ``nan``.
+    ``convention="native"``: the projection is brought to the mask's own ``H0 x W0`` grid by resizing the logits
+    ``z`` (``h x w``) bilinearly with ``align_corners=False`` and thresholded at ``sigmoid(z) > 0.5``, i.e.
+    ``z > 0``. ``convention="paper"`` (the publication's): the projection ``sigmoid`` is formed on the
+    ``grid x grid`` common grid, resized to ``H0 x W0`` as scikit-image's ``resize`` does, and thresholded at 0.5
+    (see :func:`project`). Masks of equal size are processed together in bounded-memory chunks; the batch may mix
+    sizes. Both empty gives ``nan``.
 
     Args:
         logit_maps: ``B x h x w`` logits ``sum_k v_k A_k`` (see :func:`logits`).
         masks: ``B`` boolean masks, each at its own resolution.
+        convention: ``"native"`` or ``"paper"``.
+        grid: side of the common grid of the ``"paper"`` convention.
 
     Returns:
         float64 array of ``B`` IoUs.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> z = torch.tensor([[[-1.0, 1.0]]]); mask = np.array([[False, False, True, True]])
+        >>> projection_iou(z, [mask]).tolist(), projection_iou(z, [mask], convention="paper").tolist()
+        ([1.0], [1.0])
     """
+    _check_convention(convention)
     if len(masks) != logit_maps.shape[0]:
         raise InputError(
             f"{len(masks)} masks for {logit_maps.shape[0]} projections; pass one mask per sample."
@@ -129,6 +171,8 @@ def projection_iou(logit_maps: Tensor, masks: Sequence[np.ndarray]) -> np.ndarra
     for i, m in enumerate(binary):
         by_shape.setdefault(m.shape, []).append(i)
     z = logit_maps.to(torch.float32)
+    if convention == "paper" and len(binary):
+        z = torch.sigmoid(resize_bilinear(z, (int(grid), int(grid))))
     budget = IOU_CHUNK_ELEMENTS["cpu" if z.device.type == "cpu" else "other"]
     largest = max((h * w for h, w in by_shape), default=0)
     # buffers reused by every chunk: fresh multi-megabyte tensors per chunk cost page faults
@@ -140,7 +184,12 @@ def projection_iou(logit_maps: Tensor, masks: Sequence[np.ndarray]) -> np.ndarra
         for start in range(0, len(members), per_chunk):
             part = members[start : start + per_chunk]
             k = len(part)
-            maps = resize_bilinear(z[part], shape, out=resized[: k * size])
-            above = torch.gt(maps, 0, out=predicted[: k * size].view(k, *shape))
+            if convention == "paper":  # computed in an H x k x W layout (see skimage_resize)
+                maps = skimage_resize(z[part], shape, clip=False, out=resized)
+                rows_first = predicted[: k * size].view(shape[0], k, shape[1])
+                above = torch.gt(maps.permute(1, 0, 2), 0.5, out=rows_first).permute(1, 0, 2)
+            else:
+                maps = resize_bilinear(z[part], shape, out=resized[: k * size])
+                above = torch.gt(maps, 0, out=predicted[: k * size].view(k, *shape))
             iou[part] = _iou_counts(above, [binary[i] for i in part])
     return iou

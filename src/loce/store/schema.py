@@ -13,7 +13,7 @@ import pyarrow as pa
 from loce.errors import StoreError
 
 FORMAT_NAME = "loce-store"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 
 # Shard-level Parquet key-value metadata keys.
 META_FORMAT = b"loce.format"
@@ -77,6 +77,12 @@ _COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
         "JSON text of the concept's instance attributes (a list, one per instance).",
     ),
     ("settings_id", pa.string(), True, "Id of the fit settings (manifest `jobs[].settings_id`)."),
+    (
+        "iou_convention",
+        pa.string(),
+        True,
+        "How `iou` was scored: 'paper' (the publication's way) or 'native'; null (written before 1.1) = native.",
+    ),
 ]
 
 COLUMN_DOCS: dict[str, str] = {name: doc for name, _, _, doc in _COLUMNS}
