@@ -119,8 +119,10 @@ def _open(path: Path, what: str, max_pixels: int | None = None) -> Image.Image:
             f"{what} {path} is too large to decode safely: {exc}", f"oversized_{kind}"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
+        truncated = "truncated" in str(exc).lower()
         raise input_error(
-            f"{what} {path} cannot be opened: {exc}. Re-export it or remove it.", f"corrupt_{kind}"
+            f"{what} {path} {'is truncated' if truncated else 'cannot be opened'}: {exc}. Re-export it or remove it.",
+            f"truncated_{kind}" if truncated else f"corrupt_{kind}",
         ) from None
     try:
         width, height = img.size
