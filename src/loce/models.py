@@ -9,6 +9,8 @@ Specs:
 - ``timm:NAME`` (random weights) or ``timm:NAME@pretrained`` (downloads the weights, extra ``loce[timm]``).
 - ``hf:MODEL_ID_OR_DIR``: a Hugging Face vision model through ``transformers.AutoModel`` (a local directory
   written by ``save_pretrained`` works offline; extra ``loce[hf]``).
+- ``py:MODULE:FUNCTION`` / ``py:path/to/file.py:FUNCTION``: a function returning an ``nn.Module``, called with the
+  constructor keyword arguments.
 - any ``torch.nn.Module`` passed from Python.
 
 torchvision, timm and transformers are imported only inside the resolver that needs them.
@@ -32,6 +34,8 @@ from loce.checkpoints import load_weights_file
 from loce.errors import ModelSpecError
 from loce.model_identity import RANDOM_INIT, USER_MODULE, state_dict_fingerprint, weights_mismatch
 from loce.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from loce.py_spec import build_py_module
+from loce.weights_cache import require_hf_repo, require_timm_weights, require_torchvision_weights
 
 __all__ = [
     "KNOWN_SPECS",
@@ -49,6 +53,8 @@ KNOWN_SPECS = (
     "torchvision:NAME[@WEIGHTS]",
     "timm:NAME[@pretrained]",
     "hf:MODEL_ID_OR_DIR",
+    "py:MODULE:FUNCTION",
+    "py:FILE.py:FUNCTION",
 )
 
 INIT_SEED = 0
@@ -328,7 +334,51 @@ def _resolve_spec(spec: str, weights: str | bool | None, model_kwargs: dict) -> 
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in _PREFIX_RESOLVERS and rest:
         return _PREFIX_RESOLVERS[prefix](rest, weights, model_kwargs)
-    raise ModelSpecError(f"unknown model spec {spec!r}; known specs: {', '.join(KNOWN_SPECS)}.")
+    suggestions = _spec_suggestions(spec)
+    hint = f" Did you mean {' or '.join(suggestions)}?" if suggestions else ""
+    raise ModelSpecError(f"unknown model spec {spec!r}.{hint} Known specs: {', '.join(KNOWN_SPECS)}.")
+
+
+def _spec_suggestions(name: str) -> list[str]:
+    """Prefixed specs for a bare model name (``resnet50`` -> ``torchvision:resnet50``, ``timm:resnet50``)."""
+    out = []
+    try:
+        from torchvision import models as tv_models
+
+        if name in tv_models.list_models():
+            out.append(f"torchvision:{name}")
+    except ImportError:
+        pass
+    try:
+        import timm
+
+        if timm.is_model(name.split(".")[0]):
+            out.append(f"timm:{name}")
+    except ImportError:
+        pass
+    if not out and name.count("/") == 1 and not Path(name).exists():
+        out.append(f"hf:{name}")
+    return [f"'{s}'" for s in out]
+
+
+@_resolver("py")
+def _load_py(rest: str, weights: str | bool | None, model_kwargs: dict) -> LoadedModel:
+    """``py:MODULE:FUNCTION`` / ``py:FILE.py:FUNCTION``: the module the user's function returns."""
+    if weights not in (None, False):
+        raise ModelSpecError(
+            f"py:{rest} builds its own weights; --pretrained / weights= do not apply (use --weights FILE)."
+        )
+    module = build_py_module(rest, model_kwargs)
+    return LoadedModel(
+        module,
+        Preprocessing(),
+        f"py:{rest}",
+        None,
+        dict(model_kwargs),
+        pretrained=None,
+        weights_source=f"py:{rest}",
+        model_kwargs=dict(model_kwargs),
+    )
 
 
 def _missing_extra(what: str, extra: str, exc: ImportError) -> ModelSpecError:
@@ -401,6 +451,7 @@ def _load_torchvision(rest: str, weights: str | bool | None, model_kwargs: dict)
                 f"torchvision model {name!r} has no weights {requested!r}; available: {options}."
             )
         chosen = enum[requested]
+        require_torchvision_weights(name, chosen)
     try:
         module = tv_models.get_model(name, weights=chosen, **model_kwargs)
     except (OSError, RuntimeError) as exc:
@@ -462,6 +513,8 @@ def _load_timm(rest: str, weights: str | bool | None, model_kwargs: dict) -> Loa
             f"timm spec suffix {tag!r} is unknown; use timm:{name}@pretrained or timm:{name}."
         )
     pretrained = bool(weights) if weights is not None else tag == "pretrained"
+    if pretrained and "pretrained_cfg_overlay" not in model_kwargs:
+        require_timm_weights(name)
     try:
         module = timm.create_model(name, pretrained=pretrained, **model_kwargs)
     except RuntimeError as exc:
@@ -509,6 +562,10 @@ def _load_hf(rest: str, weights: str | bool | None, model_kwargs: dict) -> Loade
         from transformers import AutoModel
     except ImportError as exc:
         raise _missing_extra(f"hf:{rest}", "hf", exc) from None
+    if not Path(rest).exists():
+        if rest.startswith((".", "/", "~")) or rest.count("/") > 1:
+            raise ModelSpecError(f"could not load hf:{rest}: the directory {rest} does not exist.")
+        require_hf_repo(rest)
     try:
         module = AutoModel.from_pretrained(rest, **model_kwargs)
     except (OSError, ValueError) as exc:
