@@ -380,3 +380,17 @@ def test_bool_height_or_width_is_a_bad_annotation(coco, tmp_path):
     ds = load_coco(variant(coco, tmp_path, bool_size), coco.images)
     assert [s.sample_id for s in ds] == ["1"]
     assert "height=True" in [r for r in ds.skips if r.reason == "bad_annotation"][0].detail
+
+
+def test_bbox_reaching_less_than_a_pixel_beyond_the_image_is_clipped_not_repaired(coco, tmp_path):
+    def border_box(data):
+        ann_of(data, 1, 1)["bbox"] = [
+            -0.5,
+            4,
+            20.5,
+            36.75,
+        ]  # polygon vertices on the border, rounding beyond it
+
+    ds = load_coco(variant(coco, tmp_path, border_box), coco.images, categories=["cat"])
+    assert ds.by_id("1").concepts["cat"].instances[0].box == (0.0, 4.0, 20.0, 40.0)
+    assert len(ds.repairs) == 0

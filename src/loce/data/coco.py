@@ -265,14 +265,24 @@ def _union_area(segms: list[Any], height: int, width: int) -> float:
     return float(coco_mask.area(coco_mask.merge(rles, intersect=False))) if rles else 0.0
 
 
+_BOX_TOLERANCE = 1.0
+"""Pixels a stated box may reach beyond the image (polygon vertices on the border); such a box is clipped."""
+
+
 def _stated_box(bbox: Any, height: int, width: int) -> tuple[float, float, float, float] | None:
-    """A ``bbox`` field ``[x, y, w, h]`` as ``(x0, y0, x1, y1)`` when it is a box inside the image, else ``None``."""
+    """A ``bbox`` field ``[x, y, w, h]`` as ``(x0, y0, x1, y1)`` when it is a box inside the image, else ``None``.
+
+    Example:
+        >>> _stated_box([-0.5, 2, 10.5, 3], 10, 20), _stated_box([5, 5, -2, 3], 10, 20)
+        ((0.0, 2.0, 10.0, 5.0), None)
+    """
     if not (isinstance(bbox, list) and len(bbox) == 4 and _are_numbers(bbox)):
         return None
     x, y, w, h = (float(v) for v in bbox)
-    if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > width or y + h > height:
+    tol = _BOX_TOLERANCE
+    if w <= 0 or h <= 0 or x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
         return None
-    return (x, y, x + w, y + h)
+    return (max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height)))
 
 
 def _mask_box(segm: Any, height: int, width: int) -> tuple[float, float, float, float]:
