@@ -26,6 +26,8 @@ from loce.data.sample import Sample
 from loce.errors import InputError
 from loce.models import LoadedModel
 from loce.store import JobSpec, LoCEStore
+from loce.store.shards import read_shard
+from loce.store.store import is_file_skip
 
 
 @dataclass
@@ -54,6 +56,9 @@ class RunSummary:
         images_total: images in the dataset; ``images_done_before``: those already stored when it started.
         images_processed: images processed by this call; ``vectors``: embeddings written by this call.
         skips: skip rows written by this call, per reason.
+        retried: images whose every stored row was a file-level skip (missing, corrupt, truncated...) and that
+            this call tried again; ``retried_embedded``: those of them that now have vectors;
+            ``retried_changed``: those whose rows were replaced (embedded, or skipped for another reason).
         timings: :class:`RunTimings`; ``peak_memory_mb``: the process's peak resident memory.
         model_identity: the job's recorded model identity (:meth:`loce.models.LoadedModel.identity`).
     """
@@ -67,6 +72,9 @@ class RunSummary:
     images_processed: int = 0
     vectors: int = 0
     skips: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+    retried_embedded: int = 0
+    retried_changed: int = 0
     timings: RunTimings = field(default_factory=RunTimings)
     peak_memory_mb: float = 0.0
     iou_sum: float = 0.0
@@ -91,7 +99,7 @@ class RunSummary:
         """The progress bar's figures after ``elapsed`` seconds: images/s, vectors/s, running mean IoU."""
         elapsed = max(elapsed, 1e-9)
         postfix = {
-            "img/s": f"{self.images_processed / elapsed:.1f}",
+            "img/s": f"{(self.images_processed + self.retried) / elapsed:.1f}",
             "vec/s": f"{self.vectors / elapsed:.1f}",
         }
         if self.iou_count:
@@ -164,6 +172,31 @@ def check_run_arguments(layers: Sequence[str], batch_size: int) -> list[str]:
     return layers
 
 
+def check_dataset(dataset: ConceptDataset) -> None:
+    """Refuse an empty dataset before anything is written (the message says what the annotations skipped)."""
+    if len(dataset) == 0:
+        counts = dataset.skips.counts()
+        why = f" (skipped while reading the annotations: {counts})" if counts else ""
+        raise InputError(f"the dataset under {dataset.root} has no image to embed{why}; nothing was written")
+
+
+def annotation_skip_rows(dataset: ConceptDataset) -> list[dict[str, Any]]:
+    """The dataset's annotation-time skips as store rows (one per (sample, concept); details joined).
+
+    A skip that names no sample (an annotation entry without a usable id) gets the id ``"(no id) N"``.
+    """
+    rows: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
+    for k, record in enumerate(dataset.skips):
+        sample_id = record.sample_id if record.sample_id is not None else f"(no id) {k}"
+        key = (str(sample_id), record.concept, record.layer)
+        if key in rows:
+            rows[key]["detail"] += f" | {record.detail}"
+            continue
+        rows[key] = {"sample_id": key[0], "image": None, "concept": record.concept, "layer": record.layer,
+                     "status": record.reason, "detail": record.detail}  # fmt: skip
+    return list(rows.values())
+
+
 def prepare_job(
     dataset: ConceptDataset,
     model: LoadedModel,
@@ -179,9 +212,11 @@ def prepare_job(
 ) -> JobSpec:
     """The checked :class:`~loce.store.JobSpec` of a run, before anything is written (every engine calls it).
 
-    Checks the arguments and the layers (one blank image through the model), so a bad layer writes nothing.
+    Checks the arguments, that the dataset is not empty, and the layers (one blank image through the model), so
+    a bad layer or empty data writes nothing.
     """
     layers = check_run_arguments(layers, batch_size)
+    check_dataset(dataset)
     job = job or default_job_name(model.spec, method)
     check_layers(model, layers, layouts=layouts)
     return job_spec(dataset, model, layers, job=job, method=method, settings=settings, settings_id=settings_id,
@@ -189,12 +224,14 @@ def prepare_job(
 
 
 def start_job(store: LoCEStore, spec: JobSpec, dataset: ConceptDataset) -> tuple[list[Sample], RunSummary]:
-    """Register ``spec`` in ``store`` (refusing changed settings) and list the samples not yet stored.
+    """Register ``spec`` in ``store`` (refusing changed settings), record the dataset's annotation-time skips
+    (once per job, :meth:`~loce.store.LoCEStore.record_annotation_skips`) and list the samples not yet stored.
 
     Returns:
         ``(todo, summary)``: the samples to process, in dataset order, and an empty :class:`RunSummary`.
     """
     store.register_job(spec)
+    store.record_annotation_skips(spec.name, annotation_skip_rows(dataset))
     done = store.completed_samples(spec.name)
     todo = [s for s in dataset if s.sample_id not in done]
     summary = RunSummary(out=store.path, job=spec.name, method=spec.method, layers=list(spec.layers),
@@ -253,8 +290,15 @@ def run_batches(
     with LoCEStore.create(out, image_root=dataset.root) as store:
         todo, summary = start_job(store, spec, dataset)
         timings = summary.timings
-        bar = progress_bar(len(todo), summary.images_done_before, method, progress)
+        retry = file_skipped(store, job, dataset)
+        n_retry = sum(len(samples) for _, samples in retry)
+        bar = progress_bar(len(todo) + n_retry, summary.images_done_before - n_retry, method, progress)
         with LayerCapture(module, layers, layouts=layouts) as capture:
+            for shard, samples in retry:
+                for batch in iter_batches(samples, batch_size, strict=strict, max_bytes=max_batch_bytes):
+                    retry_rows(store, shard, batch, group_rows(batch, capture, timings, process), summary)
+                    if bar is not None:
+                        bar.update(len(batch.samples))
             batches = iter_batches(todo, batch_size, strict=strict, max_bytes=max_batch_bytes)
             while True:
                 t0 = time.perf_counter()
@@ -285,3 +329,44 @@ def group_rows(
     rows = process(batch, capture, timings) if batch.pairs else []
     rows.extend(batch.skip_rows)
     return rows
+
+
+def file_skipped(store: LoCEStore, job: str, dataset: ConceptDataset) -> list[tuple[Path, list[Sample]]]:
+    """``(shard, samples of the dataset)`` whose every stored row is a file-level skip: worth another try, the
+    file may have been repaired or restored since (see :func:`loce.store.store.is_file_skip`)."""
+    by_id = {s.sample_id: s for s in dataset}
+    out = []
+    for shard, ids in store.file_skipped_samples(job).items():
+        samples = [by_id[i] for i in sorted(ids) if i in by_id]
+        if samples:
+            out.append((shard, samples))
+    return out
+
+
+def retry_rows(
+    store: LoCEStore, shard: Path, batch: LoadedBatch, rows: list[dict[str, Any]], summary: RunSummary
+) -> None:
+    """Replace, atomically within ``shard``, the rows of the retried samples of ``batch`` whose outcome changed.
+
+    A sample still skipped for the same reasons keeps its stored rows (nothing is rewritten for it).
+    """
+    stored = read_shard(shard, ["sample_id", "status"]).to_pandas()
+    stored = {k: sorted(v) for k, v in stored.groupby("sample_id")["status"]}
+    by_sample: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_sample.setdefault(row["sample_id"], []).append(row)
+    changed: list[dict[str, Any]] = []
+    for sample_id, sample_rows in by_sample.items():
+        summary.retried += 1
+        statuses = sorted(r["status"] for r in sample_rows)
+        still_skipped = all(is_file_skip(r["status"]) and r.get("layer") is None for r in sample_rows)
+        if still_skipped and statuses == stored.get(sample_id):
+            continue
+        summary.retried_changed += 1
+        summary.retried_embedded += any(s == "ok" for s in statuses)
+        summary.count_rows(sample_rows)
+        changed.extend(sample_rows)
+    if changed:
+        t0 = time.perf_counter()
+        store.replace_samples(summary.job, shard, changed)
+        summary.timings.write += time.perf_counter() - t0

@@ -278,6 +278,14 @@ def print_run_summary(summary, dataset=None, file=None) -> None:
         f"{t.outside_forward_share:.0%} outside the forward pass; peak memory {summary.peak_memory_mb:.0f} MB]",
         file=file,
     )
+    if getattr(summary, "retried", 0):
+        print(
+            f"retried {summary.retried} images previously skipped (missing, corrupt or truncated files), "
+            f"{summary.retried_embedded} now embedded"
+            + (f", {summary.retried_changed - summary.retried_embedded} skipped for another reason"
+               if summary.retried_changed > summary.retried_embedded else ""),
+            file=file,
+        )  # fmt: skip
     table = summary.table()
     if table["mean_iou"].isna().all():
         table = table.drop(columns=["mean_iou", "not_converged"])

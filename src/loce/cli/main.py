@@ -2,14 +2,18 @@
 
 Each subcommand lives in its own module of :mod:`loce.cli` and exposes ``register(subparsers)``, which adds its
 parser (with examples in the epilog) and sets ``func`` to a function taking the parsed arguments and returning
-an exit code. Errors that ``loce`` raises on purpose (:class:`loce.errors.LoceError`) are printed as one line,
-never as a traceback; ``--debug`` shows the traceback.
+an exit code. Errors are printed as one line (``loce: error: ...``), never as a traceback: the errors ``loce``
+raises on purpose (:class:`loce.errors.LoceError`), operating-system errors (a full disk, a read-only directory,
+naming the file) and, as a last resort, any other exception (with its type). ``--debug`` (before or after the
+command) shows the traceback. Output piped into ``head`` ends quietly when the reader goes away.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 
 from loce import __version__
@@ -23,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "loce.cli.fit",
     "loce.cli.embed",
     "loce.cli.info",
+    "loce.cli.check",
     "loce.cli.analyze",
     "loce.cli.compare_methods",
     "loce.cli.location",
@@ -43,33 +48,101 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `loce COMMAND --help` for the options and examples of each command.",
     )
     parser.add_argument("--version", action="version", version=f"loce {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    _add_global_options(parser, default=False)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():  # global options are accepted after the command too
+        _add_global_options(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show full tracebacks on errors"
+    )
+    parser.add_argument(
+        "--jobs",
+        dest="read_jobs",
+        metavar="JOBS",
+        default=None if default is False else default,
+        help="comma-separated jobs to read where several jobs of a run hold the same LoCEs",
+    )
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (newlines and runs of spaces collapsed), for ``loce: error: ...``."""
+    return " ".join(str(text).split())
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _error(message: str) -> int:
+    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+        print(f"loce: error: {one_line(message)}", file=sys.stderr)
+    return 1
+
+
+def os_error_message(exc: OSError) -> str:
+    """A sentence for an operating-system error: the file, the cause, and what to do for the common ones."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    hint = {
+        errno.ENOSPC: "free some space and run the same command again (a run resumes where it stopped)",
+        errno.EACCES: "check the file permissions or choose another --out directory",
+        errno.EROFS: "the file system is read-only; choose another --out directory",
+        errno.ENOTDIR: "a path component is a file, not a directory",
+        errno.EISDIR: "a directory was given where a file is expected",
+    }.get(exc.errno, "")
+    return f"{where}{reason}" + (f"; {hint}" if hint else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``loce`` console script."""
+    from loce.cli.common import split_list
+    from loce.store.store import preferred_jobs
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
-    except LoceError as exc:
-        if args.debug:
-            raise
-        print(f"loce: error: {exc}", file=sys.stderr)
-        return 1
+        with preferred_jobs(split_list(args.read_jobs)):
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # `loce info RUN | head`: the reader left; stop quietly like other tools
+        _quiet_stdout()
+        return 141
     except KeyboardInterrupt:
         print(
             "loce: interrupted; everything written so far is kept, run the same command again to resume.",
             file=sys.stderr,
         )
         return 130
+    except LoceError as exc:
+        if args.debug:
+            raise
+        return _error(str(exc))
+    except OSError as exc:
+        if args.debug:
+            raise
+        return _error(os_error_message(exc))
+    except Exception as exc:  # a bug or an unforeseen input: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        return _error(
+            f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback, and please "
+            "report it)"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from loce.errors import StoreError
-from loce.store.atomic import write_bytes_atomic
+from loce.store.atomic import write_bytes_atomic, write_error
 from loce.store.schema import FORMAT_NAME, FORMAT_VERSION, check_readable
 
 MANIFEST_NAME = "manifest.json"
@@ -34,6 +34,9 @@ _COMPARED_FIELDS = (
     "dataset",
     "seed",
 )
+_DATASET_IDENTITY = ("format", "root", "source", "options", "categories")
+"""What identifies a job's dataset; counts and skips are not compared, so a repaired or restored image, or one
+added to the data, is embedded by a resume instead of refusing it."""
 
 
 def package_versions() -> dict[str, str | None]:
@@ -161,14 +164,29 @@ class JobSpec:
         """Sentences naming every field that differs between ``self`` (on disk) and ``other`` (requested)."""
         mine, theirs = self.to_dict(), other.to_dict()
         mine["layers"], theirs["layers"] = sorted(mine["layers"]), sorted(theirs["layers"])
+        for side in (mine, theirs):
+            side["dataset"] = {k: side["dataset"].get(k) for k in _DATASET_IDENTITY if k in side["dataset"]}
         out = []
         for key in _COMPARED_FIELDS:
-            if mine[key] != theirs[key]:
-                out.append(f"{key}: stored {_short(mine[key])}, requested {_short(theirs[key])}")
+            out.extend(_value_differences(key, mine[key], theirs[key]))
         return out
 
 
-def _short(value: Any, limit: int = 120) -> str:
+def _value_differences(where: str, stored: Any, requested: Any, depth: int = 0) -> list[str]:
+    """``"where: stored X, requested Y"`` for each differing leaf (dicts compared key by key, two levels deep)."""
+    if stored == requested:
+        return []
+    if isinstance(stored, dict) and isinstance(requested, dict) and depth < 2:
+        out = []
+        for key in sorted(set(stored) | set(requested), key=str):
+            out.extend(
+                _value_differences(f"{where}.{key}", stored.get(key), requested.get(key), depth + 1)
+            )
+        return out
+    return [f"{where}: stored {_short(stored)}, requested {_short(requested)}"]
+
+
+def _short(value: Any, limit: int = 300) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -189,6 +207,7 @@ class Manifest:
         created_by: ``"loce <version>"``.
         created_at: creation time (UTC, ISO-8601).
         package_versions: versions at creation (see :func:`package_versions`).
+        extra: top-level keys this ``loce`` does not know (written by a newer minor version); kept on rewrite.
     """
 
     image_root: str | None = None
@@ -197,6 +216,7 @@ class Manifest:
     created_by: str = ""
     created_at: str = ""
     package_versions: dict[str, str | None] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def new(cls, image_root: str | Path | None = None) -> Manifest:
@@ -225,8 +245,8 @@ class Manifest:
         self.jobs.append(entry)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object written to disk."""
-        return {
+        """The JSON object written to disk (unknown keys of a newer minor version included, unchanged)."""
+        known = {
             "format": FORMAT_NAME,
             "format_version": self.format_version,
             "created_by": self.created_by,
@@ -235,6 +255,10 @@ class Manifest:
             "package_versions": self.package_versions,
             "jobs": self.jobs,
         }
+        return {**known, **{k: v for k, v in self.extra.items() if k not in known}}
+
+
+_KNOWN_KEYS = ("format", "format_version", "created_by", "created_at", "image_root", "package_versions", "jobs")
 
 
 def read_manifest(run_dir: str | Path) -> Manifest:
@@ -257,6 +281,14 @@ def read_manifest(run_dir: str | Path) -> Manifest:
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise StoreError(f'{path} is not a LoCE store manifest (no "format": "{FORMAT_NAME}")')
     check_readable(str(data.get("format_version")), str(path))
+    jobs = data.get("jobs", [])
+    if not isinstance(jobs, list) or not all(
+        isinstance(j, dict) and isinstance(j.get("name"), str) and isinstance(j.get("model"), str) for j in jobs
+    ):
+        raise StoreError(
+            f'{path} is damaged: "jobs" must be a list of objects with a "name" and a "model"; restore it from a '
+            "backup or re-run"
+        )
     return Manifest(
         image_root=data.get("image_root"),
         jobs=list(data.get("jobs", [])),
@@ -264,6 +296,7 @@ def read_manifest(run_dir: str | Path) -> Manifest:
         created_by=str(data.get("created_by", "")),
         created_at=str(data.get("created_at", "")),
         package_versions=dict(data.get("package_versions", {})),
+        extra={k: v for k, v in data.items() if k not in _KNOWN_KEYS},
     )
 
 
@@ -271,5 +304,8 @@ def write_manifest(run_dir: str | Path, manifest: Manifest) -> Path:
     """Write ``RUN/manifest.json`` atomically (a crash leaves the previous version intact)."""
     path = Path(run_dir) / MANIFEST_NAME
     text = json.dumps(manifest.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
+    try:
+        write_bytes_atomic(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise write_error(path, exc) from None
     return path

@@ -19,6 +19,8 @@ FORMAT_VERSION = "1.1"
 META_FORMAT = b"loce.format"
 META_FORMAT_VERSION = b"loce.format_version"
 META_JOB = b"loce.job"
+META_KIND = b"loce.shard_kind"
+"""Present (value ``annotation_skips``) on the shard ``<job>-000000.parquet`` of annotation-time skips."""
 
 OK = "ok"
 """The ``status`` of a row that carries a LoCE vector; every other status is a recorded skip."""

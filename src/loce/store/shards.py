@@ -17,10 +17,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from loce.errors import StoreError
-from loce.store.atomic import atomic_output
-from loce.store.schema import META_JOB, SCHEMA, STRING_COLUMNS
+from loce.store.atomic import atomic_output, write_error
+from loce.store.schema import META_JOB, META_KIND, SCHEMA, STRING_COLUMNS
 
 SHARD_DIR = "loces"
+ANNOTATION_SHARD = "annotation_skips"
+"""``META_KIND`` of shard number 0 of a job: the skips its dataset recorded while reading annotations."""
+ANNOTATION_NUMBER = 0
 SHARD_PATTERN = re.compile(r"^(?P<job>.+)-(?P<number>\d{6,})\.parquet$")
 JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -85,21 +88,47 @@ def next_shard_number(directory: str | Path, job: str) -> int:
     return max(numbers, default=0) + 1
 
 
-def write_shard(directory: str | Path, job: str, number: int, table: pa.Table) -> Path:
+def is_annotation_shard(path: Path) -> bool:
+    """True for ``<job>-000000.parquet``, the shard of annotation-time skips (not a group of processed images)."""
+    parsed = parse_shard_name(Path(path).name)
+    return parsed is not None and parsed[1] == ANNOTATION_NUMBER
+
+
+def _write(path: Path, job: str, table: pa.Table, kind: str | None) -> None:
+    metadata = dict(SCHEMA.metadata)
+    metadata[META_JOB] = job.encode()
+    if kind is not None:
+        metadata[META_KIND] = kind.encode()
+    table = table.cast(SCHEMA).replace_schema_metadata(metadata)
+    try:
+        with atomic_output(path) as fh:
+            pq.write_table(table, fh, **_WRITE_OPTIONS)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+def write_shard(directory: str | Path, job: str, number: int, table: pa.Table, kind: str | None = None) -> Path:
     """Write ``table`` as shard ``number`` of ``job`` atomically; returns the final path.
 
     Raises:
-        StoreError: when that shard already exists (shards are never overwritten).
+        StoreError: when that shard already exists (shards are never overwritten), or the write fails (naming
+            the file and the cause, e.g. a full disk; nothing partial is left).
     """
     directory = Path(directory)
     path = directory / shard_name(job, number)
     if path.exists():
         raise StoreError(f"{path} already exists; shards are never overwritten (is another process writing?)")
-    metadata = dict(SCHEMA.metadata)
-    metadata[META_JOB] = job.encode()
-    table = table.cast(SCHEMA).replace_schema_metadata(metadata)
-    with atomic_output(path) as fh:
-        pq.write_table(table, fh, **_WRITE_OPTIONS)
+    _write(path, job, table, kind)
+    return path
+
+
+def replace_shard(path: str | Path, job: str, table: pa.Table, kind: str | None = None) -> Path:
+    """Atomically replace the existing shard ``path`` of ``job`` by ``table`` (readers see old or new, whole).
+
+    Used to retry images whose every row was a file-level skip, and to refresh the annotation-skip shard.
+    """
+    path = Path(path)
+    _write(path, job, table, kind)
     return path
 
 
@@ -113,8 +142,9 @@ def shard_error(path: Path, exc: BaseException) -> StoreError:
     """The error for an unreadable shard: which file, why, and what to do."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return StoreError(
-        f"shard {path} cannot be read ({reason}); it is damaged (e.g. truncated by a full disk). Delete it and "
-        "run the same `loce fit` command again to recompute its images"
+        f"shard {path} cannot be read ({reason}); it is damaged (e.g. truncated by a full disk). Move it aside with "
+        f"`loce check {path.parent.parent} --repair` and run the same `loce fit` command again to recompute its "
+        "images"
     )
 
 

@@ -16,8 +16,10 @@ Reading (any number of processes, also while a run is writing)::
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +29,23 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from loce.errors import StoreError
-from loce.store.atomic import remove_stale_temp_files
+from loce.store.atomic import remove_stale_temp_files, write_error
+from loce.store.integrity import IntegrityReport, inspect_store, overlapping_jobs_in
 from loce.store.manifest import MANIFEST_NAME, JobSpec, Manifest, read_manifest, write_manifest
 from loce.store.query import Selector, as_list, filter_expression, matrix_from_lists
 from loce.store.schema import COLUMNS, HEAVY_COLUMNS, OK
 from loce.store.shards import (
+    ANNOTATION_NUMBER,
+    ANNOTATION_SHARD,
     SHARD_DIR,
     check_job_name,
+    is_annotation_shard,
     list_shards,
     next_shard_number,
     read_shard,
+    replace_shard,
     scan,
+    shard_name,
     write_shard,
 )
 from loce.store.table import build_table
@@ -50,6 +58,77 @@ except ImportError:  # Windows: no advisory lock; one writer per run is then the
 LOCK_NAME = ".lock"
 META_COLUMNS = [c for c in COLUMNS if c not in HEAVY_COLUMNS]
 SKIP_COLUMNS = ["sample_id", "image", "concept", "layer", "model", "method", "job", "status", "detail"]
+FILE_SKIP_PREFIXES = ("missing_", "corrupt_", "truncated_", "unreadable_")
+"""Skip reasons that come from a file (missing, corrupt, truncated, unreadable image or mask): a repaired or
+restored file is worth another try, so a resumed run retries samples whose every row is such a skip."""
+FILE_SKIP_REASONS = ("image_size_mismatch",)
+
+_PREFERRED_JOBS: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "loce_preferred_jobs", default=None
+)
+
+
+@contextlib.contextmanager
+def preferred_jobs(jobs: Sequence[str] | None) -> Iterator[None]:
+    """Within the block, stores opened without ``jobs=`` read these jobs where jobs overlap (``loce --jobs``).
+
+    Example:
+        >>> with preferred_jobs(["loce.a"]):
+        ...     pass  # LoCEStore.open("RUN").vectors(...) reads job loce.a, not the jobs overlapping it
+    """
+    token = _PREFERRED_JOBS.set(None if jobs is None else tuple(jobs))
+    try:
+        yield
+    finally:
+        _PREFERRED_JOBS.reset(token)
+
+
+def acquire_write_lock(path: Path) -> int | None:
+    """Take the exclusive write lock ``RUN/.lock`` (``None`` where there is no ``fcntl``); release it with
+    :func:`release_write_lock`. The kernel releases it when the process dies, so a stale ``.lock`` file is harmless.
+
+    Raises:
+        StoreError: another process holds it, or the directory is not writable.
+    """
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise StoreError(
+                f"{path} is not writable ({exc.strerror}); make it writable or choose another --out directory "
+                "(reading it needs no write access)"
+            ) from None
+        raise write_error(path / LOCK_NAME, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(
+            f"another process is writing to {path} (it holds {path / LOCK_NAME}); wait for it to finish or "
+            "write to another --out directory"
+        ) from None
+    return fd
+
+
+def release_write_lock(fd: int | None) -> None:
+    """Release a lock taken by :func:`acquire_write_lock` (``None``: nothing to do)."""
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def is_file_skip(status: str) -> bool:
+    """True for a skip caused by a file (``missing_image``, ``truncated_image``, ``corrupt_mask``, ...).
+
+    Example:
+        >>> is_file_skip("truncated_image"), is_file_skip("empty_mask")
+        (True, False)
+    """
+    return status.startswith(FILE_SKIP_PREFIXES) or status in FILE_SKIP_REASONS
 
 
 class LoCEStore:
@@ -63,6 +142,8 @@ class LoCEStore:
         path: the run directory.
         mode: ``"r"`` (read only) or ``"a"`` (create if missing, append, resume).
         image_root: for ``mode="a"``, the directory image paths are relative to (recorded in the manifest).
+        jobs: where jobs overlap (hold the same LoCEs), read these (default: the ``loce --jobs`` choice, else
+            reading overlapping jobs together is refused).
 
     Example:
         >>> import tempfile
@@ -77,25 +158,48 @@ class LoCEStore:
         ((1, 2), ['cat'])
     """
 
-    def __init__(self, path: str | Path, mode: str = "r", image_root: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        mode: str = "r",
+        image_root: str | Path | None = None,
+        jobs: Sequence[str] | None = None,
+    ) -> None:
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
         self.path = Path(path)
         self.mode = mode
+        self.prefer_jobs: tuple[str, ...] | None = tuple(as_list(jobs)) if jobs is not None else None
         self._lock_fd: int | None = None
         self._writable = False
         self._registered: set[str] = set()
         self._completed: dict[str, set[str]] = {}
+        self._integrity: tuple[Any, IntegrityReport] | None = None
         if mode == "r":
             self.manifest = read_manifest(self.path)
+            self._check_preferred_jobs()
             return
         self._open_for_writing(image_root)
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | Path) -> LoCEStore:
-        """Open an existing run for reading (raises :class:`StoreError` when there is none)."""
-        return cls(path, mode="r")
+    def open(cls, path: str | Path, jobs: Sequence[str] | None = None) -> LoCEStore:
+        """Open an existing run for reading (raises :class:`StoreError` when there is none).
+
+        Args:
+            path: the run directory.
+            jobs: the jobs to read where several jobs hold the same LoCEs (see :meth:`check`).
+        """
+        return cls(path, mode="r", jobs=jobs)
+
+    def _check_preferred_jobs(self) -> None:
+        chosen = self.prefer_jobs if self.prefer_jobs is not None else _PREFERRED_JOBS.get()
+        unknown = sorted(set(chosen or ()) - {entry["name"] for entry in self.manifest.jobs})
+        if unknown:
+            raise StoreError(
+                f"{self.path} has no job {unknown[0]!r}; its jobs are "
+                f"{[entry['name'] for entry in self.manifest.jobs]}"
+            )
 
     @classmethod
     def create(cls, path: str | Path, image_root: str | Path | None = None) -> LoCEStore:
@@ -109,7 +213,12 @@ class LoCEStore:
         return cls(path, mode="a", image_root=image_root)
 
     def _open_for_writing(self, image_root: str | Path | None) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path} is a file, not a run directory; choose a directory for --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
         self._acquire_lock()
         try:
             remove_stale_temp_files(self.path)
@@ -128,33 +237,23 @@ class LoCEStore:
             if image_root is not None:
                 self._set_image_root(image_root)
             self.shard_dir.mkdir(exist_ok=True)
+            self.check()
+        except OSError as exc:
+            self.close()
+            raise write_error(self.path, exc) from None
         except BaseException:
             self.close()
             raise
         self._writable = True
 
     def _acquire_lock(self) -> None:
-        if fcntl is None:
-            return
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise StoreError(
-                f"another process is writing to {self.path} (it holds {self.path / LOCK_NAME}); wait for it to "
-                "finish or write to another --out directory"
-            ) from None
-        self._lock_fd = fd
+        self._lock_fd = acquire_write_lock(self.path)
 
     def close(self) -> None:
         """Release the write lock (no-op for a read-only store); the store cannot be written to afterwards."""
         self._writable = False
-        if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        release_write_lock(self._lock_fd)
+        self._lock_fd = None
 
     def __enter__(self) -> LoCEStore:
         return self
@@ -293,24 +392,159 @@ class LoCEStore:
     def completed_samples(self, job: str) -> set[str]:
         """The ids of samples with rows in ``job``'s shards (including samples whose every row is a skip).
 
+        The annotation-skip shard (``<job>-000000.parquet``) does not count: its samples were never processed.
+
         Raises:
             StoreError: naming a shard that cannot be read.
         """
         if job not in self._completed or self.mode == "r":
             done: set[str] = set()
             for path in self.shards(job):
-                done.update(read_shard(path, ["sample_id"])["sample_id"].to_pylist())
+                if not is_annotation_shard(path):
+                    done.update(read_shard(path, ["sample_id"])["sample_id"].to_pylist())
             self._completed[job] = done
         return set(self._completed[job])
 
+    def record_annotation_skips(self, job: str, rows: list[dict[str, Any]]) -> Path | None:
+        """Store the skips the job's dataset recorded while reading annotations, once per job.
+
+        They go to ``<job>-000000.parquet``, which is written when missing and replaced atomically when the
+        dataset's skips changed (a resume never duplicates them); with no rows an old record is removed.
+
+        Returns:
+            The shard's path, or ``None`` when there is none.
+        """
+        self._require_writable()
+        if job not in self._registered:
+            raise StoreError(f"job {job!r} is not registered on this store; call register_job(spec) first")
+        path = self.shard_dir / shard_name(job, ANNOTATION_NUMBER)
+        if not rows:
+            if path.exists():
+                path.unlink()
+            return None
+        table = build_table(rows, defaults=self.row_defaults(job))
+        if path.exists():
+            old = read_shard(path, ["sample_id", "concept", "status", "detail"])
+            if old.to_pylist() == table.select(["sample_id", "concept", "status", "detail"]).to_pylist():
+                return path
+            return replace_shard(path, job, table, kind=ANNOTATION_SHARD)
+        return write_shard(self.shard_dir, job, ANNOTATION_NUMBER, table, kind=ANNOTATION_SHARD)
+
+    def file_skipped_samples(self, job: str) -> dict[Path, set[str]]:
+        """Samples whose every row is a file-level skip (see :func:`is_file_skip`), by the shard holding them.
+
+        A resumed run retries them: the file may have been repaired or restored since.
+        """
+        out: dict[Path, set[str]] = {}
+        for path in self.shards(job):
+            if is_annotation_shard(path):
+                continue
+            table = read_shard(path, ["sample_id", "status", "layer"]).to_pandas()
+            file_level = table["status"].map(is_file_skip) & table["layer"].isna()
+            only = file_level.groupby(table["sample_id"]).all()
+            ids = set(only.index[only.to_numpy()])
+            if ids:
+                out[path] = ids
+        return out
+
+    def replace_samples(self, job: str, shard: str | Path, rows: Any) -> Path:
+        """Atomically replace the rows of some samples of one shard of ``job`` by ``rows`` (a retry).
+
+        Every sample in ``rows`` must already be in ``shard``; the shard's other samples are kept unchanged.
+        """
+        self._require_writable()
+        if job not in self._registered:
+            raise StoreError(f"job {job!r} is not registered on this store; call register_job(spec) first")
+        shard = Path(shard)
+        new = build_table(rows, defaults=self.row_defaults(job))
+        samples = set(pc.unique(new["sample_id"]).to_pylist())
+        old = read_shard(shard)
+        stored = set(pc.unique(old["sample_id"]).to_pylist())
+        if not samples <= stored:
+            raise StoreError(f"{sorted(samples - stored)[:3]} are not stored in {shard}; append them instead")
+        kept = old.filter(pc.invert(pc.is_in(old["sample_id"], pa.array(sorted(samples)))))
+        return replace_shard(shard, job, pa.concat_tables([kept, new.cast(kept.schema)]))
+
     # ------------------------------------------------------------------ reading
+    def integrity(self, pages: bool = False) -> IntegrityReport:
+        """Check the store against its manifest (see :mod:`loce.store.integrity`); changes nothing.
+
+        Args:
+            pages: also decode every page (verifies the Parquet page checksums of every shard; reads everything).
+                Without it only the shards' footers and key columns are read, and the result is cached until a
+                file of ``loces/`` changes.
+        """
+        if pages:
+            return inspect_store(self.path, self.manifest, pages=True)
+        signature = (self._listing(), tuple((e["name"], e.get("settings_id")) for e in self.manifest.jobs))
+        if self._integrity is None or self._integrity[0] != signature:
+            self._integrity = (signature, inspect_store(self.path, self.manifest))
+        return self._integrity[1]
+
+    def _listing(self) -> tuple:
+        if not self.shard_dir.is_dir():
+            return ()
+        out = []
+        for entry in self.shard_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                st = entry.stat()
+                out.append((entry.name, st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(sorted(out))
+
+    def check(self) -> None:
+        """Raise a :class:`StoreError` naming the files when the store is inconsistent (see :meth:`integrity`).
+
+        Every read and every resume runs it: foreign or unregistered files in ``loces/``, shards with another
+        job's rows or settings, and rows stored twice are refused instead of read.
+        """
+        problems = self.integrity().problems
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise StoreError(
+                f"{problems[0].message}{more}; `loce check {self.path}` lists the problems and "
+                f"`loce check {self.path} --repair` moves the bad files to {self.path / 'quarantine'}"
+            )
+
+    def _read_filter(self, filter: ds.Expression | None) -> ds.Expression | None:
+        """``filter`` restricted to the preferred jobs where jobs overlap; refuses a read that would mix them."""
+        self.check()
+        report = self.integrity()
+        if not report.overlaps:
+            return filter
+        prefer = self.prefer_jobs if self.prefer_jobs is not None else _PREFERRED_JOBS.get()
+        excluded, mixed = overlapping_jobs_in(report, filter, prefer)
+        if mixed:
+            first = mixed[0]
+            raise StoreError(
+                f"{self.path}: {first.describe()}; reading them together would count each LoCE twice. Choose "
+                f"the job to read: `loce --jobs {first.jobs[0]} COMMAND ...` (library: "
+                f"LoCEStore.open(run, jobs=[{first.jobs[0]!r}]) or job={first.jobs[0]!r})"
+            )
+        if excluded:
+            keep = ~ds.field("job").isin(pa.array(excluded, type=pa.string()))
+            filter = keep if filter is None else filter & keep
+        return filter
+
     def table(self, columns: Sequence[str] | None = None, filter: ds.Expression | None = None) -> pa.Table:
-        """Rows of every shard as an Arrow table (``columns`` projected, ``filter`` an Arrow dataset expression)."""
+        """Rows of every shard as an Arrow table (``columns`` projected, ``filter`` an Arrow dataset expression).
+
+        Raises:
+            StoreError: when the store is inconsistent (:meth:`check`), or the read would mix jobs that hold the
+                same LoCEs (pass ``job=`` / open with ``jobs=``; ``loce --jobs`` on the command line).
+        """
+        return self._scan(columns, self._read_filter(filter))
+
+    def _scan(self, columns: Sequence[str] | None, filter: ds.Expression | None) -> pa.Table:
         columns = list(COLUMNS if columns is None else columns)
         unknown = sorted(set(columns) - set(COLUMNS))
         if unknown:
             raise StoreError(f"unknown column(s) {unknown}; the store's columns are {COLUMNS}")
         return scan(self.shards(), columns, filter)
+
+    def _per_job(self, columns: Sequence[str], filter: ds.Expression | None) -> pa.Table:
+        """A read that keeps jobs apart (summaries, skip lists): consistency checked, overlaps allowed."""
+        self.check()
+        return self._scan(columns, filter)
 
     def verify(self) -> int:
         """Read every shard completely (checksums verified); returns the row count, raises on a damaged shard."""
@@ -344,7 +578,7 @@ class LoCEStore:
         extra = filter_expression(layer=layer, model=model, job=job)
         if extra is not None:
             expression = expression & extra
-        return self.table(SKIP_COLUMNS, expression).to_pandas()
+        return self._per_job(SKIP_COLUMNS, expression).to_pandas()
 
     def vectors(
         self,
@@ -467,7 +701,7 @@ class LoCEStore:
         Columns: ``n_ok``, ``n_skipped``, ``mean_iou`` (over ok rows), ``not_converged`` (ok rows with IoU 0,
         the paper's criterion).
         """
-        frame = self.table(
+        frame = self._per_job(
             ["job", "model", "method", "layer", "concept", "status", "iou"], filter_expression(job=job)
         ).to_pandas()
         group = ["job", "model", "method", "layer", "concept"]
