@@ -68,9 +68,11 @@ class FixedSizeNet(nn.Module):
 
 def test_an_input_size_the_model_rejects_is_refused_before_anything_is_written(data, tmp_path):
     ann, images = data
-    model = LoadedModel(FixedSizeNet().eval(), Preprocessing((64, 64), (0.5,) * 3, (0.5,) * 3), spec="fixed32")
+    model = LoadedModel(
+        FixedSizeNet().eval(), Preprocessing((64, 64), (0.5,) * 3, (0.5,) * 3), spec="fixed32"
+    )
     out = tmp_path / "run"
-    with pytest.raises(LayerError, match=r"fixed32 on a 1 x 3 x 64 x 64 input failed.*--input-size"):
+    with pytest.raises(LayerError, match=r"FixedSizeNet on a 1 x 3 x 64 x 64 input failed.*--input-size"):
         fit(load_coco(ann, images), out, layers=["conv"], model=model)
     assert not out.exists()
 

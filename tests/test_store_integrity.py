@@ -72,7 +72,9 @@ def test_a_shard_of_another_job_renamed_into_this_job_is_refused(tmp_path):
         store.register_job(other)
         store.append("other", rows_for([20, 21]))
     (run / "loces" / "other-000001.parquet").rename(run / "loces" / "lite0-000002.parquet")
-    with pytest.raises(StoreError, match=r"lite0-000002\.parquet is named for job 'lite0' but holds rows with job"):
+    with pytest.raises(
+        StoreError, match=r"lite0-000002\.parquet is named for job 'lite0' but holds rows with job"
+    ):
         LoCEStore.open(run).frame()
 
 
@@ -82,7 +84,9 @@ def test_a_shard_fitted_with_other_settings_is_refused(run):
 
     defaults = {"job": "lite0", "model": "m", "method": "loce", "settings_id": "fast-9999"}
     write_shard(run / "loces", "lite0", 3, build_table(rows_for([30, 31]), defaults=defaults))
-    with pytest.raises(StoreError, match=r"lite0-000003\.parquet holds rows fitted with settings \['fast-9999'\]"):
+    with pytest.raises(
+        StoreError, match=r"lite0-000003\.parquet holds rows fitted with settings \['fast-9999'\]"
+    ):
         LoCEStore.open(run).vectors(layer="l1")
 
 
@@ -98,7 +102,9 @@ def test_a_foreign_parquet_file_in_loces_is_refused(run):
 def test_overlapping_jobs_are_read_only_with_an_explicit_job_choice(tmp_path):
     from loce.store.store import preferred_jobs
 
-    twin = JobSpec("lite0b", model="m", layers=("l1", "l2"), settings_id="paper-5678", fit_settings={"steps": 9})
+    twin = JobSpec(
+        "lite0b", model="m", layers=("l1", "l2"), settings_id="paper-5678", fit_settings={"steps": 9}
+    )
     run = make_run(tmp_path / "RUN", specs=(SPEC, twin))
     store = LoCEStore.open(run)
     expected = n_ok([0, 1, 2, 4, 5, 6, 8])
@@ -140,7 +146,9 @@ def test_the_consistency_check_is_cached_and_reads_only_key_columns(run, monkeyp
     for _ in range(3):
         store.vectors(layer="l1")
     assert len(calls) == 1
-    assert read_columns and all(c is not None and "vector" not in c and "mask_rle" not in c for c in read_columns)
+    assert read_columns and all(
+        c is not None and "vector" not in c and "mask_rle" not in c for c in read_columns
+    )
     shutil.copy(run / "loces" / "lite0-000001.parquet", run / "loces" / "lite0-000003.parquet")
     with pytest.raises(StoreError, match="twice"):  # a changed directory is checked again
         store.vectors(layer="l1")
@@ -184,7 +192,10 @@ def test_repair_moves_the_later_duplicate_and_the_foreign_file(run, capsys):
     shutil.copy(run / "loces" / "lite0-000001.parquet", run / "loces" / "copy.parquet")
     assert main(["check", str(run), "--repair"]) == 0
     assert sorted(p.name for p in (run / "quarantine").iterdir()) == ["copy.parquet", "lite0-000007.parquet"]
-    assert sorted(p.name for p in (run / "loces").iterdir()) == ["lite0-000001.parquet", "lite0-000002.parquet"]
+    assert sorted(p.name for p in (run / "loces").iterdir()) == [
+        "lite0-000001.parquet",
+        "lite0-000002.parquet",
+    ]
     assert LoCEStore.open(run).vectors(layer="l1")[0].shape[0] == n_ok([0, 1, 2, 4, 5, 6, 8])
     capsys.readouterr()
     # A second copy of the same name does not overwrite the first one in quarantine.

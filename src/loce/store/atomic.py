@@ -115,4 +115,6 @@ def write_error(path: Path, exc: OSError) -> StoreError:
         hint = f"make {path.parent} writable or choose another --out directory"
     else:
         hint = "fix the cause and run the same command again; it resumes where it stopped"
-    return StoreError(f"cannot write {path} ({reason}); nothing partial was kept. {hint[0].upper()}{hint[1:]}")
+    return StoreError(
+        f"cannot write {path} ({reason}); nothing partial was kept. {hint[0].upper()}{hint[1:]}"
+    )

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,7 +167,11 @@ def _read_keys(path: Path, pages: bool) -> tuple[pa.Table | None, Problem | None
                 table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
     except (OSError, pa.ArrowException, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None, Problem("damaged", f"shard {path} cannot be read, it is damaged ({reason})", (path,), (path,)), False
+        return (
+            None,
+            Problem("damaged", f"shard {path} cannot be read, it is damaged ({reason})", (path,), (path,)),
+            False,
+        )
     return table, None, annotation
 
 
@@ -289,9 +294,9 @@ def inspect_store(run_dir: str | Path, manifest: Manifest, pages: bool = False) 
     return report
 
 
-def overlapping_jobs_in(report: IntegrityReport, expression, prefer: tuple[str, ...] | None) -> tuple[
-    list[str], list[Overlap]
-]:
+def overlapping_jobs_in(
+    report: IntegrityReport, expression, prefer: tuple[str, ...] | None
+) -> tuple[list[str], list[Overlap]]:
     """For a read with ``expression`` (an Arrow dataset filter or ``None``): the jobs to leave out because the
     reader preferred others, and the overlaps the read would still mix.
 
@@ -309,10 +314,8 @@ def overlapping_jobs_in(report: IntegrityReport, expression, prefer: tuple[str, 
     if excluded:
         frame = frame.filter(pc.invert(pc.is_in(frame["job"], pa.array(sorted(excluded)))))
     if expression is not None and frame.num_rows:
-        try:
+        with contextlib.suppress(pa.ArrowException, ValueError):  # a filter on other columns: keep every row
             frame = ds.dataset(frame).to_table(filter=expression)
-        except (pa.ArrowException, ValueError):
-            pass
     mixed = []
     if frame.num_rows:
         overlap = frame["overlap"].to_numpy()

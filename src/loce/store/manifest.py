@@ -179,9 +179,7 @@ def _value_differences(where: str, stored: Any, requested: Any, depth: int = 0) 
     if isinstance(stored, dict) and isinstance(requested, dict) and depth < 2:
         out = []
         for key in sorted(set(stored) | set(requested), key=str):
-            out.extend(
-                _value_differences(f"{where}.{key}", stored.get(key), requested.get(key), depth + 1)
-            )
+            out.extend(_value_differences(f"{where}.{key}", stored.get(key), requested.get(key), depth + 1))
         return out
     return [f"{where}: stored {_short(stored)}, requested {_short(requested)}"]
 
@@ -258,7 +256,15 @@ class Manifest:
         return {**known, **{k: v for k, v in self.extra.items() if k not in known}}
 
 
-_KNOWN_KEYS = ("format", "format_version", "created_by", "created_at", "image_root", "package_versions", "jobs")
+_KNOWN_KEYS = (
+    "format",
+    "format_version",
+    "created_by",
+    "created_at",
+    "image_root",
+    "package_versions",
+    "jobs",
+)
 
 
 def read_manifest(run_dir: str | Path) -> Manifest:
@@ -283,7 +289,8 @@ def read_manifest(run_dir: str | Path) -> Manifest:
     check_readable(str(data.get("format_version")), str(path))
     jobs = data.get("jobs", [])
     if not isinstance(jobs, list) or not all(
-        isinstance(j, dict) and isinstance(j.get("name"), str) and isinstance(j.get("model"), str) for j in jobs
+        isinstance(j, dict) and isinstance(j.get("name"), str) and isinstance(j.get("model"), str)
+        for j in jobs
     ):
         raise StoreError(
             f'{path} is damaged: "jobs" must be a list of objects with a "name" and a "model"; restore it from a '

@@ -107,7 +107,9 @@ def _write(path: Path, job: str, table: pa.Table, kind: str | None) -> None:
         raise write_error(path, exc) from None
 
 
-def write_shard(directory: str | Path, job: str, number: int, table: pa.Table, kind: str | None = None) -> Path:
+def write_shard(
+    directory: str | Path, job: str, number: int, table: pa.Table, kind: str | None = None
+) -> Path:
     """Write ``table`` as shard ``number`` of ``job`` atomically; returns the final path.
 
     Raises:
