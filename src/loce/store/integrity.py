@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from loce.store.atomic import is_temp_name
 from loce.store.manifest import JobSpec, Manifest
 from loce.store.schema import KEY_COLUMNS, META_KIND, OK, REQUIRED_COLUMNS, SCHEMA
-from loce.store.shards import ANNOTATION_SHARD, SHARD_DIR, parse_shard_name
+from loce.store.shards import ANNOTATION_SHARD, SHARD_DIR, first_line, parse_shard_name
 
 OVERLAP_KEY = ["model", "method", "layer", "sample_id", "concept"]
 """Rows of two jobs with equal values here describe the same LoCE (ok rows with a layer only)."""
@@ -142,7 +142,7 @@ def _read_keys(path: Path, pages: bool) -> tuple[pa.Table | None, Problem | None
         parquet = pq.ParquetFile(path, page_checksum_verification=True)
         schema = parquet.schema_arrow
     except (OSError, pa.ArrowException, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         return None, Problem("unreadable", f"shard {path} cannot be read ({reason})", (path,),
                              (path,)), False  # fmt: skip
     missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]

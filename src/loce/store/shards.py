@@ -140,9 +140,15 @@ def _file_format() -> ds.ParquetFileFormat:
     )
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def shard_error(path: Path, exc: BaseException) -> StoreError:
     """The error for an unreadable shard: which file, why, and what to do."""
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first_line(exc)
     return StoreError(
         f"shard {path} cannot be read ({reason}); it is damaged (e.g. truncated by a full disk). Move it aside with "
         f"`loce check {path.parent.parent} --repair` and run the same `loce fit` command again to recompute its "
