@@ -37,6 +37,8 @@ class NeighbourhoodScan:
         average_precision: N average precisions of each LoCE's leave-one-out ranking (relevant = same concept;
             NaN when its concept has no other LoCE), or None.
         timings: seconds spent per phase (``similarity``, ``extremes``, ``top_k``, ``average_precision``).
+        notes: what a reader must know about how the scan was made (e.g. approximate neighbours).
+        quality: figures of merit of an approximate scan (e.g. ``approximate_recall_at_10``), reported with it.
     """
 
     concepts: np.ndarray
@@ -48,6 +50,8 @@ class NeighbourhoodScan:
     neighbour_distances: np.ndarray | None = None
     average_precision: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    quality: dict[str, float] = field(default_factory=dict)
 
     @property
     def index(self) -> ConceptIndex:
@@ -94,66 +98,127 @@ def scan_neighbourhoods(
             f"asked for k={k} neighbours but there are only {n} LoCEs (at most {n - 1})."
         )
     index = ConceptIndex.from_labels(labels)
-    order = index.order
-    timings = {"similarity": 0.0, "extremes": 0.0, "top_k": 0.0, "average_precision": 0.0}
     clock = time.perf_counter()
-    scorer = BlockScorer.build(X[order], metric, dtype=dtype, backend=backend)
-    timings["prepare"] = time.perf_counter() - clock
+    scorer = BlockScorer.build(X[index.order], metric, dtype=dtype, backend=backend)
+    prepared = time.perf_counter() - clock
+    part = scan_rows(scorer, index, 0, n, extremes=extremes, k=k, average_precision=average_precision,
+                     block_bytes=block_bytes, progress=progress)  # fmt: skip
+    part.timings["prepare"] = prepared
+    return combine_row_scans(scorer, index, labels, [part])
+
+
+@dataclass
+class RowScan:
+    """What the pass found for the query rows ``start:stop`` of the concept-sorted LoCEs (see :func:`scan_rows`)."""
+
+    start: int
+    stop: int
+    near: np.ndarray | None
+    far: np.ndarray | None
+    top_cols: np.ndarray | None
+    top_scores: np.ndarray | None
+    ap: np.ndarray | None
+    timings: dict[str, float]
+
+
+def scan_rows(
+    scorer: BlockScorer,
+    index: ConceptIndex,
+    start: int,
+    stop: int,
+    *,
+    extremes: bool = True,
+    k: int = 0,
+    average_precision: bool = False,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    progress: bool = False,
+) -> RowScan:
+    """The pass for the query rows ``start:stop`` (concept-sorted order) against all N LoCEs of ``scorer``.
+
+    Rows are scored in blocks of :func:`rows_per_block` rows counted from 0, so splitting ``0:N`` into ranges that
+    start at multiples of the block size computes the very same blocks (what the Ray engine does); the parts are
+    put together by :func:`combine_row_scans`.
+    """
+    n, dtype = scorer.n, scorer.vectors.dtype
+    m = stop - start
+    timings = {"similarity": 0.0, "extremes": 0.0, "top_k": 0.0, "average_precision": 0.0}
     n_concepts = index.n_concepts
-    near = np.empty((n, n_concepts), dtype) if extremes else None
-    far = np.empty((n, n_concepts), dtype) if extremes else None
-    top_cols = np.empty((n, k), np.int64) if k else None
-    top_scores = np.empty((n, k), dtype) if k else None
-    ap = np.full(n, np.nan) if average_precision else None
+    order = index.order
+    near = np.empty((m, n_concepts), dtype) if extremes else None
+    far = np.empty((m, n_concepts), dtype) if extremes else None
+    top_cols = np.empty((m, k), np.int64) if k else None
+    top_scores = np.empty((m, k), dtype) if k else None
+    ap = np.full(m, np.nan) if average_precision else None
     concept_bounds = np.append(index.starts, n)
     rows = rows_per_block(n, block_bytes, np.dtype(dtype).itemsize)
-    buffer = np.empty((rows, n), dtype)
-    blocks = range(0, n, rows)
+    buffer = np.empty((min(rows, max(m, 1)), n), dtype)
+    blocks = range(start, stop, rows)
     if progress:
         from tqdm import tqdm
 
-        blocks = tqdm(blocks, desc="neighbourhood pass", unit="block", total=-(-n // rows))
+        blocks = tqdm(blocks, desc="neighbourhood pass", unit="block", total=-(-m // rows))
     for r0 in blocks:
-        r1 = min(n, r0 + rows)
+        r1 = min(stop, r0 + rows)
         local = np.arange(r1 - r0)
+        o0, o1 = r0 - start, r1 - start
         clock = time.perf_counter()
         S = scorer.scores(slice(r0, r1), out=buffer)
         timings["similarity"] += time.perf_counter() - clock
         clock = time.perf_counter()
         if extremes:
-            far[r0:r1] = np.minimum.reduceat(S, index.starts, axis=1)
+            far[o0:o1] = np.minimum.reduceat(S, index.starts, axis=1)
         S[local, local + r0] = -np.inf  # leave one out
         if extremes:
-            near[r0:r1] = np.maximum.reduceat(S, index.starts, axis=1)
+            near[o0:o1] = np.maximum.reduceat(S, index.starts, axis=1)
         timings["extremes"] += time.perf_counter() - clock
         if k:
             clock = time.perf_counter()
-            top_cols[r0:r1], top_scores[r0:r1] = top_k_block(S, k, order)
+            top_cols[o0:o1], top_scores[o0:o1] = top_k_block(S, k, order)
             timings["top_k"] += time.perf_counter() - clock
         if average_precision:
             clock = time.perf_counter()
             first, last = np.searchsorted(concept_bounds, [r0, r1 - 1], side="right") - 1
             for c in range(first, last + 1):
                 s0, s1 = max(r0, concept_bounds[c]), min(r1, concept_bounds[c + 1])
-                ap[s0:s1] = average_precision_block(
+                ap[s0 - start : s1 - start] = average_precision_block(
                     S[s0 - r0 : s1 - r0], int(concept_bounds[c]), int(concept_bounds[c + 1]), order
                 )
             timings["average_precision"] += time.perf_counter() - clock
     del buffer
-    scan = NeighbourhoodScan(index.concepts, labels, metric, timings=timings)
+    return RowScan(start, stop, near, far, top_cols, top_scores, ap, timings)
+
+
+def combine_row_scans(
+    scorer: BlockScorer, index: ConceptIndex, labels: np.ndarray, parts: list[RowScan]
+) -> NeighbourhoodScan:
+    """Put the :class:`RowScan` parts covering rows ``0:N`` together as one scan in the original order."""
+    parts = sorted(parts, key=lambda p: p.start)
+    n = scorer.n
+    if [p.start for p in parts] != [0, *(p.stop for p in parts[:-1])] or parts[-1].stop != n:
+        raise ValueError(f"the row scans do not cover 0:{n} exactly once")
+    order = index.order
+    timings: dict[str, float] = {}
+    for part in parts:
+        for name, seconds in part.timings.items():
+            timings[name] = timings.get(name, 0.0) + seconds
+    scan = NeighbourhoodScan(index.concepts, labels, scorer.metric, timings=timings)
     self_score = scorer.self_score
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
 
     def back(sorted_rows: np.ndarray) -> np.ndarray:
         out = np.empty_like(sorted_rows)
         out[order] = sorted_rows
         return out
 
-    if extremes:
-        scan.nearest = back(scorer.to_distance(near, self_score))
-        scan.farthest = back(scorer.to_distance(far, self_score))
-    if k:
-        scan.neighbours = back(order[top_cols])
-        scan.neighbour_distances = back(scorer.to_distance(top_scores, self_score))
-    if average_precision:
-        scan.average_precision = back(ap)
+    first = parts[0]
+    if first.near is not None:
+        scan.nearest = back(scorer.to_distance(joined("near"), self_score))
+        scan.farthest = back(scorer.to_distance(joined("far"), self_score))
+    if first.top_cols is not None:
+        scan.neighbours = back(order[joined("top_cols")])
+        scan.neighbour_distances = back(scorer.to_distance(joined("top_scores"), self_score))
+    if first.ap is not None:
+        scan.average_precision = back(joined("ap"))
     return scan

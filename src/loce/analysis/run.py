@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from loce.analysis.figure_files import write_figure_data
 from loce.analysis.gmm import fit_gmms
 from loce.analysis.inputs import ConceptIndex, stratified_subsample
 from loce.analysis.intervals import ImageBootstrap, centred_interval, percentile_interval
-from loce.analysis.neighbours import scan_neighbourhoods
+from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
 from loce.analysis.outliers import find_outliers, isolation_forest_stability
 from loce.analysis.output import (
     ANALYSIS_FORMAT,
@@ -192,8 +192,12 @@ def analyze_vectors(
     settings: AnalysisSettings,
     model: str = "",
     layer: str = "",
+    scan_with: Callable[..., NeighbourhoodScan] | None = None,
 ) -> LayerAnalysis:
     """Run the selected analyses on one set of LoCEs (one model and layer); pure, no files.
+
+    ``scan_with`` replaces :func:`~loce.analysis.neighbours.scan_neighbourhoods` (same arguments), e.g. the Ray
+    engine's (:func:`loce.engines.ray_analysis.ray_scanner`); its notes and quality figures are reported.
 
     All-zero LoCEs (failed fits) are left out and counted (``zero_vectors``); with ``settings.bootstrap`` > 0
     every headline number gets a 95% bootstrap interval over images (``ids``).
@@ -233,7 +237,7 @@ def analyze_vectors(
     if want_separation and not (want_retrieval and same_metric):
         scans.append(("separation", settings.separation_distance, True))
     for purpose, metric, extremes in scans:
-        scan = scan_neighbourhoods(
+        scan = (scan_with or scan_neighbourhoods)(
             X,
             labels,
             metric=metric,
@@ -243,6 +247,8 @@ def analyze_vectors(
             dtype=scan_dtype(metric) if extremes else np.float32,
             progress=settings.progress,
         )
+        result.notes.extend(n for n in scan.notes if n not in result.notes)
+        result.headline.update(scan.quality)
         if purpose == "retrieval":
             result.details["scan"] = scan
             retrieval = RetrievalResult.from_scan(scan, ks)
@@ -508,6 +514,7 @@ def analyze_run(
     settings: AnalysisSettings | None = None,
     out_dir: str | Path | None = None,
     protocol: str = "default",
+    scan_with: Callable[..., NeighbourhoodScan] | None = None,
 ) -> tuple[list[LayerAnalysis], Path]:
     """Analyse every (model, layer) of a run (or the selected ones) and write the analysis folder.
 
@@ -515,6 +522,8 @@ def analyze_run(
     publication's protocol (:mod:`loce.analysis.paper`) and writes ``RUN/analysis_paper/``. The output is
     written to a temporary sibling folder and swapped in when complete (:class:`AtomicOutput`), so a failure
     leaves the previous analysis as it was and the folder never mixes two analyses.
+
+    ``scan_with`` replaces the neighbour pass (see :func:`analyze_vectors`), e.g. with the Ray engine's.
 
     Returns:
         the per-(model, layer) results and the output directory.
@@ -546,8 +555,9 @@ def analyze_run(
                     )
                 else:
                     result = analyze_vectors(
-                        X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer
-                    )
+                        X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer,
+                        scan_with=scan_with,
+                    )  # fmt: skip
                 if protocol == "default" and settings.figure_data and result.n_loces >= 3:
                     clock = time.perf_counter()
                     data = build_figure_data(X, meta, result, settings)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from loce.cli.common import add_command, split_list
+from loce.cli.engine_options import add_engine_options, analysis_scanner
 
 EXAMPLES = """\
   loce analyze runs/scenes                                   # every model and layer, every analysis
@@ -104,6 +105,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="output directory (default: RUN/analysis; one run only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_options(parser)
+    parser.add_argument(
+        "--approximate",
+        action="store_true",
+        help="ray: approximate neighbours (faiss HNSW) for very large stores, recall@k measured and reported",
+    )
     parser.set_defaults(func=run)
 
 
@@ -149,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             concepts=split_list(args.concepts),
             settings=settings,
             out_dir=args.out,
+            scan_with=analysis_scanner(args),
         )
         frames.append(headline_frame(results, str(path)))
         for result in results:

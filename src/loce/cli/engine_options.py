@@ -50,3 +50,18 @@ def engine_runner(args: argparse.Namespace, local, ray_name: str):
     from loce.engines import ray_fit
 
     return partial(getattr(ray_fit, ray_name), ray_options=ray_options_from_args(args))
+
+
+def analysis_scanner(args: argparse.Namespace):
+    """The neighbour pass ``loce analyze`` uses: ``None`` (the local exact pass), the Ray engine's exact pass, or
+    the approximate one (``--approximate``, faiss HNSW with its measured recall; needs no cluster)."""
+    if getattr(args, "approximate", False):
+        from loce.engines.ray_analysis import approximate_scanner
+
+        return approximate_scanner(seed=args.seed)
+    if args.engine == "local":
+        return None
+    from loce.engines.ray_analysis import check_ray, ray_scanner
+
+    check_ray()
+    return ray_scanner(ray_options_from_args(args))

@@ -1,0 +1,280 @@
+"""``loce analyze --engine ray``: the exact neighbour pass as Ray tasks over query blocks, and an approximate mode.
+
+Exact: the pass of :func:`loce.analysis.neighbours.scan_neighbourhoods` (nearest / farthest LoCE per concept for
+separation and overlap, k nearest neighbours for retrieval, leave-one-out average precision) is split into ranges
+of query rows; each Ray task runs :func:`loce.analysis.neighbours.scan_rows` on its range against all N LoCEs
+(the prepared :class:`~loce.analysis.distances.BlockScorer` is put in the object store once and read zero-copy),
+and the driver joins the parts with :func:`~loce.analysis.neighbours.combine_row_scans`. Ranges start at
+multiples of the local block size, so every task computes the very blocks of the local pass: same results.
+A task holds the N x D vectors (shared) plus one block of scores (``block_bytes``), whatever N.
+
+Approximate (``approximate=True``, for stores of millions of LoCEs): the k nearest neighbours come from a faiss
+HNSW index (``loce[faiss]``); recall@k against the exact neighbours is measured on ``recall_queries`` random
+queries (exact top-k of those queries through the same blocked scorer) and reported with the results. What needs
+every pair (average precision over the full ranking, the nearest / farthest LoCE of every concept) is not
+approximated: those numbers are left out (NaN) and a note says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from loce.analysis.distances import DEFAULT_BLOCK_BYTES, BlockScorer, rows_per_block
+from loce.analysis.errors import TooFewSamplesError
+from loce.analysis.inputs import ConceptIndex, prepare
+from loce.analysis.neighbours import NeighbourhoodScan, RowScan, combine_row_scans, scan_rows
+from loce.analysis.ranking import top_k_block
+from loce.engines.options import RayOptions
+from loce.engines.ray_cluster import import_ray, ray_session
+
+TASKS_PER_WORKER = 4
+"""Query ranges per worker: enough to balance uneven blocks, few enough that the per-task overhead is small."""
+
+
+def task_ranges(n: int, rows: int, tasks: int) -> list[tuple[int, int]]:
+    """Split rows ``0:n`` into at most ``tasks`` ranges that start at multiples of ``rows`` (the block size).
+
+    Example:
+        >>> task_ranges(10, 3, 2)
+        [(0, 6), (6, 10)]
+    """
+    blocks = -(-n // rows)
+    per_task = -(-blocks // max(1, min(tasks, blocks)))
+    return [(b * rows, min(n, (b + per_task) * rows)) for b in range(0, blocks, per_task)]
+
+
+def _scan_task(scorer: BlockScorer, index: ConceptIndex, start: int, stop: int, options: dict) -> RowScan:
+    from loce.runs import peak_memory_mb
+
+    part = scan_rows(scorer, index, start, stop, **options)
+    part.timings["peak_memory_mb"] = peak_memory_mb()
+    return part
+
+
+def ray_scan_neighbourhoods(
+    X: object,
+    labels: object,
+    *,
+    metric: str = "cosine",
+    extremes: bool = True,
+    k: int = 0,
+    average_precision: bool = False,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    backend: str = "torch",
+    dtype: type = np.float32,
+    progress: bool = False,
+    ray_options: RayOptions | None = None,
+    tasks: int | None = None,
+) -> NeighbourhoodScan:
+    """:func:`loce.analysis.neighbours.scan_neighbourhoods` as Ray tasks over query ranges; same results.
+
+    Args:
+        ray_options: cluster address and ``workers`` (concurrent tasks; default: the cluster's CPUs).
+        tasks: number of query ranges (default :data:`TASKS_PER_WORKER` per worker).
+        Other arguments: as :func:`~loce.analysis.neighbours.scan_neighbourhoods`.
+
+    Returns:
+        The :class:`~loce.analysis.neighbours.NeighbourhoodScan`; ``timings`` add up the tasks' seconds and hold
+        ``peak_memory_mb``, the largest resident memory of a task.
+
+    Example:
+        >>> scan = ray_scan_neighbourhoods(X, labels, k=10, average_precision=True)  # doctest: +SKIP
+    """
+    ray_options = ray_options or RayOptions()
+    X, labels = prepare(X, labels, dtype=dtype)
+    n = X.shape[0]
+    if k and k > n - 1:
+        raise TooFewSamplesError(
+            f"asked for k={k} neighbours but there are only {n} LoCEs (at most {n - 1})."
+        )
+    index = ConceptIndex.from_labels(labels)
+    clock = time.perf_counter()
+    scorer = BlockScorer.build(X[index.order], metric, dtype=dtype, backend=backend)
+    prepared = time.perf_counter() - clock
+    options = {
+        "extremes": extremes,
+        "k": k,
+        "average_precision": average_precision,
+        "block_bytes": block_bytes,
+    }
+    with ray_session(ray_options.address) as ray:
+        workers = ray_options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        ranges = task_ranges(n, rows_per_block(n, block_bytes, np.dtype(dtype).itemsize),
+                             tasks or TASKS_PER_WORKER * workers)  # fmt: skip
+        remote = ray.remote(num_cpus=1, max_retries=3)(_scan_task)
+        scorer_ref, index_ref = ray.put(scorer), ray.put(index)
+        pending = [remote.remote(scorer_ref, index_ref, a, b, options) for a, b in ranges]
+        parts = _gather(ray, pending, progress)
+    peak = max(p.timings.pop("peak_memory_mb") for p in parts)
+    scan = combine_row_scans(scorer, index, labels, parts)
+    scan.timings["prepare"] = prepared
+    scan.timings["peak_memory_mb"] = peak
+    return scan
+
+
+def _gather(ray, pending: list, progress: bool) -> list:
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(pending), desc="neighbourhood pass (ray)", unit="task")
+    done = []
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        done.extend(ray.get(ready))
+        if bar is not None:
+            bar.update(len(ready))
+    if bar is not None:
+        bar.close()
+    return done
+
+
+def ray_scanner(ray_options: RayOptions | None = None, **kwargs: Any) -> Callable[..., NeighbourhoodScan]:
+    """A drop-in for ``scan_neighbourhoods`` (``analyze_run(..., scan=ray_scanner(options))``)."""
+
+    def scan(X, labels, **scan_kwargs) -> NeighbourhoodScan:
+        return ray_scan_neighbourhoods(X, labels, ray_options=ray_options, **kwargs, **scan_kwargs)
+
+    return scan
+
+
+# ------------------------------------------------------------------------------------------ approximate mode
+def hnsw_neighbours(
+    X: np.ndarray,
+    k: int,
+    metric: str = "cosine",
+    *,
+    m: int = 32,
+    ef_search: int = 128,
+    ef_construction: int = 80,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate leave-one-out k nearest neighbours of every row of ``X`` with a faiss HNSW index.
+
+    Returns ``(indices, distances)``, N x k, nearest first, the row itself left out (cosine distance
+    ``1 - similarity`` or Euclidean).
+    """
+    try:
+        import faiss
+    except ImportError:
+        from loce.analysis.errors import AnalysisError
+
+        raise AnalysisError('the approximate mode needs faiss: pip install "loce[faiss]"') from None
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if metric == "cosine":
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        X = np.ascontiguousarray(X / np.where(norms > 0, norms, 1.0))
+        index = faiss.IndexHNSWFlat(X.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexHNSWFlat(X.shape[1], m, faiss.METRIC_L2)
+    index.hnsw.efConstruction = ef_construction
+    index.add(X)
+    index.hnsw.efSearch = max(ef_search, k + 1)
+    scores, found = index.search(X, k + 1)
+    # leave one out: drop the row itself (or, when a duplicate outranks it, the last candidate)
+    own = found == np.arange(X.shape[0])[:, None]
+    keep = ~own
+    keep[~own.any(axis=1), k] = False
+    indices = found[keep].reshape(-1, k)
+    kept = scores[keep].reshape(-1, k).astype(np.float64)
+    distances = (
+        np.clip(1.0 - kept, 0.0, np.inf) if metric == "cosine" else np.sqrt(np.clip(kept, 0.0, np.inf))
+    )
+    return indices, distances
+
+
+def exact_neighbours_of(
+    X: np.ndarray, queries: np.ndarray, k: int, metric: str = "cosine", block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> np.ndarray:
+    """Exact leave-one-out k nearest neighbours of the rows ``queries`` of ``X`` (indices, nearest first)."""
+    scorer = BlockScorer.build(X, metric)
+    order = np.arange(X.shape[0])
+    rows = rows_per_block(X.shape[0], block_bytes, 4)
+    out = []
+    for start in range(0, len(queries), rows):
+        q = queries[start : start + rows]
+        S = scorer.raw_scores(scorer.vectors[q])
+        S[np.arange(len(q)), q] = -np.inf
+        out.append(top_k_block(S, k, order)[0])
+    return np.concatenate(out) if out else np.empty((0, k), np.int64)
+
+
+def recall_at_k(approximate: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of the exact k nearest neighbours that the approximate search found.
+
+    Example:
+        >>> recall_at_k(np.array([[1, 2], [0, 3]]), np.array([[1, 2], [0, 2]]))
+        0.75
+    """
+    k = exact.shape[1]
+    hits = [len(set(a[:k]) & set(e)) for a, e in zip(approximate, exact, strict=True)]
+    return float(np.mean(hits) / k) if hits else float("nan")
+
+
+def approximate_scan(
+    X: object,
+    labels: object,
+    *,
+    metric: str = "cosine",
+    extremes: bool = True,
+    k: int = 0,
+    average_precision: bool = False,
+    recall_queries: int = 1000,
+    seed: int = 0,
+    **_: Any,
+) -> NeighbourhoodScan:
+    """The neighbourhood scan with approximate (HNSW) neighbours and their measured recall@k.
+
+    The returned scan has ``neighbours`` / ``neighbour_distances`` for every LoCE; ``nearest`` / ``farthest``
+    (when ``extremes``) and ``average_precision`` are NaN: they need every pair. ``scan.quality`` holds
+    ``approximate_recall_at_<k>`` measured on ``recall_queries`` random queries; ``scan.notes`` says all this.
+    """
+    X, labels = prepare(X, labels, dtype=np.float32)
+    n = X.shape[0]
+    index = ConceptIndex.from_labels(labels)
+    scan = NeighbourhoodScan(index.concepts, labels, metric)
+    clock = time.perf_counter()
+    if k:
+        if k > n - 1:
+            raise TooFewSamplesError(
+                f"asked for k={k} neighbours but there are only {n} LoCEs (at most {n - 1})."
+            )
+        scan.neighbours, scan.neighbour_distances = hnsw_neighbours(X, k, metric)
+        scan.timings["approximate_search"] = time.perf_counter() - clock
+        queries = np.random.default_rng(seed).choice(n, size=min(recall_queries, n), replace=False)
+        exact = exact_neighbours_of(X, queries, k, metric)
+        recall = recall_at_k(scan.neighbours[queries], exact)
+        scan.quality[f"approximate_recall_at_{k}"] = recall
+        scan.notes.append(
+            f"approximate neighbours (faiss HNSW): recall@{k} against the exact pass {recall:.3f}, measured on "
+            f"{queries.size} random queries; precision@k is of the approximate neighbours"
+        )
+    if extremes:
+        scan.nearest = np.full((n, index.n_concepts), np.nan)
+        scan.farthest = np.full((n, index.n_concepts), np.nan)
+        scan.notes.append(
+            "approximate mode: separation and overlap need every pair and are not computed (NaN)"
+        )
+    if average_precision:
+        scan.average_precision = np.full(n, np.nan)
+        scan.notes.append(
+            "approximate mode: mean average precision needs full rankings and is not computed (NaN)"
+        )
+    return scan
+
+
+def approximate_scanner(recall_queries: int = 1000, seed: int = 0) -> Callable[..., NeighbourhoodScan]:
+    """A drop-in for ``scan_neighbourhoods`` running :func:`approximate_scan`."""
+
+    def scan(X, labels, **scan_kwargs) -> NeighbourhoodScan:
+        return approximate_scan(X, labels, recall_queries=recall_queries, seed=seed, **scan_kwargs)
+
+    return scan
+
+
+def check_ray() -> None:
+    """Raise the ``pip install "loce[ray]"`` error early when Ray is missing."""
+    import_ray()
