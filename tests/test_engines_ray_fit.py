@@ -94,9 +94,14 @@ def test_ray_fit_gives_the_local_rows(ray_cluster, planted_with_bad_inputs, tmp_
     assert summary.skips == {"corrupt_image": 1, "image_size_mismatch": 1}
     shards = sorted(p.name for p in (tmp_path / "ray" / "loces").iterdir())
     assert shards == [f"loce.planted-{k:06d}.parquet" for k in (1, 2, 3)]  # one per group of 4 whole images
+    # Resume as the local engine does: the unreadable image, repaired since, is computed again.
+    (images / "img_001.png").write_bytes((images / "img_000.png").read_bytes())
+    fit_run(dataset, planted_model(), ["pool"], tmp_path / "local", batch_size=4, progress=False)
     again = ray_fit_run(dataset, planted_model(), ["pool"], tmp_path / "ray", batch_size=4, progress=False,
                         ray_options=RayOptions(workers=2))  # fmt: skip
-    assert again.images_done_before == 12 and again.images_processed == 0
+    assert again.images_done_before == 12 and again.images_processed == 0 and again.retried_embedded == 1
+    assert_same_rows(tmp_path / "ray", tmp_path / "local")
+    assert "corrupt_image" not in set(_rows(tmp_path / "ray")["status"])
 
 
 @pytest.mark.slow

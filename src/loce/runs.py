@@ -294,11 +294,8 @@ def run_batches(
         n_retry = sum(len(samples) for _, samples in retry)
         bar = progress_bar(len(todo) + n_retry, summary.images_done_before - n_retry, method, progress)
         with LayerCapture(module, layers, layouts=layouts) as capture:
-            for shard, samples in retry:
-                for batch in iter_batches(samples, batch_size, strict=strict, max_bytes=max_batch_bytes):
-                    retry_rows(store, shard, batch, group_rows(batch, capture, timings, process), summary)
-                    if bar is not None:
-                        bar.update(len(batch.samples))
+            retry_file_skips(store, retry, capture, process, summary, batch_size=batch_size, strict=strict,
+                             max_batch_bytes=max_batch_bytes, bar=bar)  # fmt: skip
             batches = iter_batches(todo, batch_size, strict=strict, max_bytes=max_batch_bytes)
             while True:
                 t0 = time.perf_counter()
@@ -341,6 +338,26 @@ def file_skipped(store: LoCEStore, job: str, dataset: ConceptDataset) -> list[tu
         if samples:
             out.append((shard, samples))
     return out
+
+
+def retry_file_skips(
+    store: LoCEStore,
+    retry: list[tuple[Path, list[Sample]]],
+    capture: LayerCapture,
+    process: BatchProcessor,
+    summary: RunSummary,
+    *,
+    batch_size: int,
+    strict: bool,
+    max_batch_bytes: int | None,
+    bar=None,
+) -> None:
+    """Compute the samples of :func:`file_skipped` again and replace their rows where the outcome changed."""
+    for shard, samples in retry:
+        for batch in iter_batches(samples, batch_size, strict=strict, max_bytes=max_batch_bytes):
+            retry_rows(store, shard, batch, group_rows(batch, capture, summary.timings, process), summary)
+            if bar is not None:
+                bar.update(len(batch.samples))
 
 
 def retry_rows(

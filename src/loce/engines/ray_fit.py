@@ -46,10 +46,12 @@ from loce.runs import (
     BatchProcessor,
     RunSummary,
     RunTimings,
+    file_skipped,
     group_rows,
     peak_memory_mb,
     prepare_job,
     progress_bar,
+    retry_file_skips,
     start_job,
 )
 from loce.store import LoCEStore
@@ -266,10 +268,25 @@ def ray_run_batches(
                                       strict, progress, summary)  # fmt: skip
             _check_complete(store, job, todo)
             summary.peak_memory_mb = max([peak_memory_mb(), *(s["peak_mb"] for s in stats)])
-        else:
-            summary.peak_memory_mb = peak_memory_mb()
+        _retry_file_skips_here(store, dataset, model, spec, factory, device, layouts, summary, batch_size, strict,
+                               max_batch_bytes)  # fmt: skip
+        summary.peak_memory_mb = max(summary.peak_memory_mb, peak_memory_mb())
     summary.timings.total = time.perf_counter() - start
     return summary
+
+
+def _retry_file_skips_here(store, dataset, model, spec, factory, device, layouts, summary, batch_size, strict,
+                           max_batch_bytes) -> None:
+    """Retry, in the driver as the local engine does, the images a previous run could not read (usually few:
+    files repaired or restored since; see :func:`loce.runs.file_skipped`)."""
+    retry = file_skipped(store, spec.name, dataset)
+    if not retry:
+        return
+    torch_device = torch.device(device)
+    model.module.to(torch_device)
+    with LayerCapture(model.module, list(spec.layers), layouts=layouts) as capture:
+        retry_file_skips(store, retry, capture, factory(model, device=torch_device), summary, batch_size=batch_size,
+                         strict=strict, max_batch_bytes=max_batch_bytes)  # fmt: skip
 
 
 def _run_pipeline(
