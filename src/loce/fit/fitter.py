@@ -28,8 +28,12 @@ from loce.fit.threads import run_parallel
 # On the CPU chunks that stay in the cache are fastest (measured: ~1.5M elements, e.g. 8 samples at C = 768 on
 # 14 x 14, 28 at C = 80); GPUs want large chunks.
 CHUNK_ELEMENTS = {"cpu": 3 << 19, "cuda": 1 << 27}
-# Activations whose spatial spread is below this fraction of their largest magnitude count as constant.
+INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+# A channel whose spatial spread is below this fraction of its largest magnitude counts as constant.
 CONSTANT_RTOL = 1e-6
+# Channels whose largest magnitude lies outside [2^-40, 2^40] (about 1e-12 .. 1e12) are rescaled by a power of two
+# before fitting (see channel_scales); inside it nothing changes, so ordinary layers fit exactly as the paper's.
+SAFE_EXPONENT = 40
 
 
 @dataclass
@@ -84,13 +88,38 @@ class FitResult:
 
 
 def activation_problems(activations: Tensor) -> tuple[Tensor, Tensor]:
-    """Per sample of ``n x C x h x w``: (has non-finite values, is spatially constant in every channel)."""
+    """Per sample of ``n x C x h x w``: (has non-finite values, is spatially constant in every channel).
+
+    A channel is constant when its spread over the grid is at most ``CONSTANT_RTOL`` times its own largest
+    magnitude; one huge constant channel (a bias-like map) does not make the other channels constant.
+    """
     flat = activations.flatten(2)
     nonfinite = ~torch.isfinite(flat).flatten(1).all(dim=1)
-    spread = (flat.amax(dim=2) - flat.amin(dim=2)).amax(dim=1)
-    scale = flat.abs().amax(dim=(1, 2))
-    constant = ~nonfinite & (spread <= CONSTANT_RTOL * scale)
+    high, low = flat.amax(dim=2), flat.amin(dim=2)
+    magnitude = torch.maximum(high.abs(), low.abs())
+    constant = ~nonfinite & ((high - low) <= CONSTANT_RTOL * magnitude).all(dim=1)
     return nonfinite, constant
+
+
+def channel_scales(activations: Tensor) -> Tensor | None:
+    """Power-of-two factors ``s`` (``n x C``) for channels of extreme magnitude, or ``None`` when none is extreme.
+
+    The objective depends on ``v`` only through ``z = sum_k v_k A_k``, which is unchanged by
+    ``(A_k, v_k) -> (s_k A_k, v_k / s_k)``; powers of two make the rescaling exact in floating point. A channel
+    whose largest magnitude ``m`` lies outside ``[2^-40, 2^40]`` gets ``s = 2^-e`` with ``m = f 2^e``,
+    ``0.5 <= f < 1`` (so its values land in [-1, 1]); every other channel keeps ``s = 1``. Without it, float32
+    fitting breaks at such magnitudes: at ``1e25`` Adam's second moment overflows and every step is zero (a zero
+    vector), and below ``1e-12`` the gradients underflow beneath Adam's epsilon.
+    """
+    flat = activations.flatten(2)
+    magnitude = torch.maximum(flat.amax(dim=2).abs(), flat.amin(dim=2).abs())
+    _, exponent = torch.frexp(magnitude)
+    extreme = (magnitude > 0) & ((exponent > SAFE_EXPONENT) | (exponent < -SAFE_EXPONENT))
+    if not bool(extreme.any()):
+        return None
+    return torch.where(
+        extreme, torch.ldexp(torch.ones_like(magnitude), -exponent), torch.ones_like(magnitude)
+    )
 
 
 class LoCEFitter:
@@ -138,6 +167,8 @@ class LoCEFitter:
             if int(self.chunk_size) < 1:
                 raise InputError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}.")
             return int(self.chunk_size)
+        if b == 0:  # an empty batch: nothing to solve, empty results
+            return 1
         budget = CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS["cuda"])
         by_budget = max(1, budget // (c * hw + 4 * grid * grid))
         n_chunks = -(-b // by_budget)
@@ -150,6 +181,13 @@ class LoCEFitter:
             raise InputError(
                 f"activations must be a B x C x h x w tensor, got shape {tuple(acts.shape)}; "
                 "reshape ViT tokens to their patch grid first (see loce.capture)."
+            )
+        if not (acts.is_floating_point() or acts.dtype in INTEGER_DTYPES):
+            raise InputError(f"activations have dtype {acts.dtype}; pass real numbers (float, or integers).")
+        if acts.shape[1] == 0 or acts.shape[2] == 0 or acts.shape[3] == 0:
+            raise InputError(
+                f"activations of shape {tuple(acts.shape)} have no channels or no grid cells; a LoCE needs "
+                "C >= 1 channels on an h x w grid with h, w >= 1."
             )
         if (masks is None) == (targets is None):
             raise InputError(
@@ -240,9 +278,13 @@ class LoCEFitter:
             fit_rows = rows[keep]
             if not keep.all():
                 part = part[torch.from_numpy(keep).to(device)]
+            scales = channel_scales(part)
+            if scales is not None:
+                part = part * scales[:, :, None, None]
             target = targets.soft[fit_rows].to(device)
             solution = solve_chunk(part, target, init[fit_rows].to(device), settings, objective, solver)
-            embeddings[fit_rows] = solution.vectors.cpu().numpy()
+            vectors = solution.vectors if scales is None else solution.vectors * scales
+            embeddings[fit_rows] = vectors.cpu().numpy()
             loss[fit_rows] = solution.loss.double().cpu().numpy()
             steps[fit_rows] = solution.steps.numpy()
             fit_masks = [targets.masks[i] for i in fit_rows]
