@@ -141,9 +141,15 @@ def _file_format() -> ds.ParquetFileFormat:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none)."""
+    """The first line of an exception's message, control characters shown as ``?`` (its type's name when empty).
+
+    Example:
+        >>> first_line(ValueError("bad thrift: \\x0f\\nmore"))
+        'bad thrift: ?'
+    """
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return "".join(c if c.isprintable() else "?" for c in line)
 
 
 def shard_error(path: Path, exc: BaseException) -> StoreError:
