@@ -275,8 +275,9 @@ def ray_run_batches(
     return summary
 
 
-def _retry_file_skips_here(store, dataset, model, spec, factory, device, layouts, summary, batch_size, strict,
-                           max_batch_bytes) -> None:
+def _retry_file_skips_here(
+    store, dataset, model, spec, factory, device, layouts, summary, batch_size, strict, max_batch_bytes
+) -> None:
     """Retry, in the driver as the local engine does, the images a previous run could not read (usually few:
     files repaired or restored since; see :func:`loce.runs.file_skipped`)."""
     retry = file_skipped(store, spec.name, dataset)

@@ -29,6 +29,25 @@ from loce.fit.threads import run_parallel
 # 14 x 14, 28 at C = 80); GPUs want large chunks.
 CHUNK_ELEMENTS = {"cpu": 3 << 19, "cuda": 1 << 27}
 INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+# On CUDA the budget follows the free memory (torch.cuda.mem_get_info): this share of it, at this many bytes per
+# budgeted element (float32 activations and grid buffers, plus their gradients, AdamW moments and temporaries).
+CUDA_FREE_SHARE = 0.5
+CUDA_BYTES_PER_ELEMENT = 4 * 6
+
+
+def chunk_elements(device: torch.device) -> int:
+    """Elements one chunk may hold on ``device``: a constant on the CPU, a share of the free memory on CUDA.
+
+    Example:
+        >>> chunk_elements(torch.device("cpu")) == CHUNK_ELEMENTS["cpu"]
+        True
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(1 << 20, int(free * CUDA_FREE_SHARE) // CUDA_BYTES_PER_ELEMENT)
+    return CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS["cuda"])
+
+
 # A channel whose spatial spread is below this fraction of its largest magnitude counts as constant.
 CONSTANT_RTOL = 1e-6
 # Channels whose largest magnitude lies outside [2^-40, 2^40] (about 1e-12 .. 1e12) are rescaled by a power of two
@@ -169,7 +188,7 @@ class LoCEFitter:
             return int(self.chunk_size)
         if b == 0:  # an empty batch: nothing to solve, empty results
             return 1
-        budget = CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS["cuda"])
+        budget = chunk_elements(device)
         by_budget = max(1, budget // (c * hw + 4 * grid * grid))
         n_chunks = -(-b // by_budget)
         n_chunks = -(-n_chunks // workers) * workers  # equal shares for the workers
