@@ -15,6 +15,7 @@ from loce.figures import Tile, concept_colors, embedding_map, group_gallery, mat
 from loce.report import (
     FigureRef,
     LoceMap,
+    MapEllipse,
     MapPoint,
     ReportData,
     Section,
@@ -23,6 +24,7 @@ from loce.report import (
     thumbnail_path,
     write_thumbnail,
 )
+from loce.report.analysis_maps import ellipse_vertices
 
 SHAPE_COLORS = [(220, 60, 50), (40, 120, 220), (60, 170, 80), (230, 170, 30)]
 
@@ -98,10 +100,26 @@ def build_synthetic_report(
                     neighbours=nb_ids,
                     similarities=[float(sims[i, j]) for j in top[i]],
                     iou=float(rng.uniform(0.3, 0.9)),
+                    attributes={
+                        "distance": float(1 + i % 5),
+                        "near_far": "near" if i % 2 else "far",
+                        "outlier": i % 7 == 0,
+                    },
                 )
             )
+        ellipses = []
+        for concept in concepts:
+            members = xy[[lab == concept for lab in labels]]
+            cov = np.cov(members.T) + np.eye(2) * 1e-3
+            ellipses.append(MapEllipse(concept, ellipse_vertices(tuple(members.mean(axis=0)), cov)))
         maps.append(
-            LoceMap(f"lite0 · {layer}", points, Tags(layer=layer, model="lite0"), note=f"{len(points)} LoCEs")
+            LoceMap(
+                f"lite0 · {layer}",
+                points,
+                Tags(layer=layer, model="lite0"),
+                note=f"{len(points)} LoCEs",
+                ellipses=ellipses,
+            )
         )
 
     fig_dir = out / "img" / "figures"

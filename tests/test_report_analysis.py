@@ -47,7 +47,7 @@ def test_provider_is_registered_before_the_method_sections():
 def test_sections_follow_quality_and_examples_and_are_tagged(report):
     data, out, _, _ = report
     titles = [s.title for s in data.sections]
-    assert titles[:2] == ["LoCE quality", "Examples"] and titles[2:] == ANALYSIS_TITLES
+    assert titles[:2] == ["LoCE quality", "Examples"] and titles[2:] == [*ANALYSIS_TITLES, "Ground truth"]
     for section in data.sections[2:]:
         for figure in section.figures:
             assert figure.path.is_file() and figure.path.is_relative_to(out)
@@ -59,6 +59,11 @@ def test_sections_follow_quality_and_examples_and_are_tagged(report):
         assert per_layer[title] == LAYERS
     assert per_layer["Separation, overlap and confused pairs"] == [None, None]  # all layers, one scale
     assert per_layer["Concept retrieval"] == [None, *LAYERS]  # the curves, then a gallery per layer
+    truth = next(s for s in data.sections if s.title == "Ground truth")
+    (alignment,) = [t.frame for t in truth.tables if t.title == "Sub-concepts against near / far"]
+    assert set(alignment["concept"]) == {"ball"}  # the planted near / far split is found, far above chance
+    assert (alignment["ari"] > 0.8).all() and (alignment["ari"] > alignment["chance_95"]).all()
+    assert any("Sub-concepts against near/far" in f.text and "ball ARI" in f.text for f in data.findings)
     sub = next(s for s in data.sections if s.title == "Sub-concepts")
     assert "ball" in " ".join(sub.tables[0].frame["concept"]) and len(sub.figures) == len(LAYERS)
     gallery = next(s for s in data.sections if s.title == "Concept retrieval").figures[1]

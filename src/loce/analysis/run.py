@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from loce.analysis.attributes import attribute_tables
 from loce.analysis.distances import METRICS
 from loce.analysis.errors import AnalysisError
 from loce.analysis.figure_data import MAP_METHODS, build_figure_data
@@ -558,6 +559,8 @@ def analyze_run(
                         X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer,
                         scan_with=scan_with,
                     )  # fmt: skip
+                if protocol == "default" and result.n_loces >= 3:  # ground truth: loce.analysis.attributes
+                    result.tables.update(attribute_tables(X, meta, result.details, seed=settings.seed))
                 if protocol == "default" and settings.figure_data and result.n_loces >= 3:
                     clock = time.perf_counter()
                     data = build_figure_data(X, meta, result, settings)

@@ -11,13 +11,14 @@ Example:
     PosixPath('report/index.html')
 """
 
-from loce.report.data import FigureRef, LoceMap, MapPoint, ReportData, Section, Table, Tags
+from loce.report.data import FigureRef, LoceMap, MapEllipse, MapPoint, ReportData, Section, Table, Tags
 from loce.report.thumbnails import thumbnail_path, write_thumbnail
 from loce.report.write import write_report
 
 __all__ = [
     "FigureRef",
     "LoceMap",
+    "MapEllipse",
     "MapPoint",
     "ReportData",
     "Section",

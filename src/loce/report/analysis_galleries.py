@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from loce.analysis.figure_data import FigureData
 
-MASK_COLUMNS = ["sample_id", "concept", "image", "mask_rle", "mask_height", "mask_width"]
+MASK_COLUMNS = ["sample_id", "concept", "image", "mask_rle", "mask_height", "mask_width", "attributes"]
 
 
 class ImageSource:
@@ -52,6 +52,23 @@ class ImageSource:
         except (InputError, StoreError):
             self.missing.add(str(image))
             return None
+
+    def attributes(self) -> dict[tuple[str, str], dict]:
+        """Recorded instance attributes of every LoCE, one value each (:func:`loce.analysis.attributes.loce_attributes`)."""
+        if not hasattr(self, "_attributes"):
+            from loce.analysis.attributes import loce_attributes
+
+            frame = (
+                loce_attributes(self.rows["attributes"].tolist())
+                if "attributes" in self.rows
+                else pd.DataFrame()
+            )
+            records = (
+                frame.drop(columns=["n_instances"], errors="ignore").to_dict("records") if len(frame) else []
+            )
+            clean = [{k: v for k, v in r.items() if v is not None and v == v} for r in records]
+            self._attributes = dict(zip(self.rows.index, clean)) if clean else {}
+        return self._attributes
 
     def image_of(self, sample_id: str, concept: str) -> str | None:
         """The ``image`` value (relative path) of a LoCE."""

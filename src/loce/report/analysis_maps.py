@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from loce.report.data import LoceMap, MapPoint, Tags
+from loce.analysis.gmm import OVERALL
+from loce.report.data import LoceMap, MapEllipse, MapPoint, Tags
 from loce.report.thumbnails import thumbnail_path, write_thumbnail
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,6 +65,43 @@ def write_thumbnails(
     return written
 
 
+def ellipse_vertices(
+    mean: tuple[float, float], cov: np.ndarray, n_std: float = 2.0, n: int = 48
+) -> list[tuple[float, float]]:
+    """A closed polygon along the ``n_std`` standard-deviation ellipse of a 2-D Gaussian.
+
+    Example:
+        >>> v = ellipse_vertices((0.0, 0.0), np.diag([4.0, 1.0]), n_std=1.0, n=4)
+        >>> [(round(x, 6) + 0.0, round(y, 6) + 0.0) for x, y in v]
+        [(2.0, 0.0), (0.0, 1.0), (-2.0, 0.0), (0.0, -1.0), (2.0, 0.0)]
+    """
+    values, vectors = np.linalg.eigh(np.asarray(cov, dtype=float))  # ascending eigenvalues
+    order = np.argsort(values)[::-1]
+    radii = n_std * np.sqrt(np.clip(values[order], 0.0, None))
+    angles = np.linspace(0.0, 2 * np.pi, n + 1)
+    unit = np.stack([np.cos(angles) * radii[0], np.sin(angles) * radii[1]])
+    points = vectors[:, order] @ unit + np.asarray(mean, dtype=float)[:, None]
+    return [(float(x), float(y)) for x, y in points.T]
+
+
+def map_ellipses(mixtures: pd.DataFrame | None) -> list[MapEllipse]:
+    """The per-concept mixture components of the 2-D map as ellipses (2 standard deviations)."""
+    if mixtures is None or mixtures.empty:
+        return []
+    out = []
+    for row in mixtures[mixtures["mixture"] != OVERALL].itertuples(index=False):
+        cov = np.array([[row.cov_xx, row.cov_xy], [row.cov_xy, row.cov_yy]], dtype=float)
+        out.append(
+            MapEllipse(
+                str(row.mixture),
+                ellipse_vertices((row.mean_x, row.mean_y), cov),
+                weight=float(row.weight),
+                small=bool(getattr(row, "small", False)),
+            )
+        )
+    return out
+
+
 def loce_map(
     data: FigureData,
     thumbnails: Mapping[tuple[str, str], Path],
@@ -71,8 +109,10 @@ def loce_map(
     title: str,
     tags: Tags,
     k: int = 8,
+    attributes: Mapping[tuple[str, str], dict] | None = None,
 ) -> LoceMap | None:
-    """The map of one (model, layer): stored positions, thumbnails, the ``k`` nearest LoCEs of each point."""
+    """The map of one (model, layer): stored positions, thumbnails, the ``k`` nearest LoCEs of each point, the
+    recorded attributes of each LoCE and the per-concept mixture ellipses."""
     loces = data.loces
     on_map = np.flatnonzero(np.isfinite(loces["map_x"].to_numpy(float)))
     if on_map.size == 0:
@@ -96,6 +136,7 @@ def loce_map(
                 neighbours=[str(ids[j]) for j in cols[r]],
                 similarities=[float(v) for v in values[r]] if sims else None,
                 iou=None if iou is None or pd.isna(iou) else float(iou),
+                attributes=dict((attributes or {}).get(key, {})),
             )
         )
     info = data.info.get("map", {})
@@ -110,4 +151,4 @@ def loce_map(
     )
     if missing:
         note += f" {missing} points have no thumbnail (image not readable)."
-    return LoceMap(title, points, tags, note=note)
+    return LoceMap(title, points, tags, note=note, ellipses=map_ellipses(data.map_mixtures))

@@ -90,6 +90,8 @@ class MapPoint:
         neighbours: ids of the nearest LoCEs (nearest first), precomputed.
         similarities: the similarity of each neighbour (same order), optional.
         iou: the LoCE's quality (IoU of its projection with the mask), optional.
+        attributes: recorded instance attributes (``{"distance": 2.1, "near_far": "far", "outlier": False}``):
+            the map can be coloured by any of them.
     """
 
     id: str
@@ -101,6 +103,17 @@ class MapPoint:
     neighbours: list[str] = field(default_factory=list)
     similarities: list[float] | None = None
     iou: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MapEllipse:
+    """A Gaussian mixture component drawn on the map: its 2-standard-deviation ellipse as a closed polygon."""
+
+    concept: str
+    vertices: list[tuple[float, float]]
+    weight: float = 1.0
+    small: bool = False
 
 
 @dataclass
@@ -111,6 +124,7 @@ class LoceMap:
     points: list[MapPoint]
     tags: Tags = field(default_factory=Tags)
     note: str = ""
+    ellipses: list[MapEllipse] = field(default_factory=list)
 
 
 @dataclass

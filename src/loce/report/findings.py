@@ -342,3 +342,75 @@ def data_findings(
     if shown:
         parts.append("settings: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
     return [Finding("provenance", "Data: " + "; ".join(parts) + ".", link)]
+
+
+def _best(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame.sort_values(column, ascending=False, kind="stable").iloc[0]
+
+
+def ground_truth_findings(tables: Mapping[str, pd.DataFrame], link: str | None) -> list[Finding]:
+    """What the recorded instance attributes confirm or refute, each number beside its chance level.
+
+    ``tables`` holds any of ``outlier_hits``, ``subconcept_alignment`` and ``attribute_encoding``
+    (:mod:`loce.analysis.attributes`), with ``model`` and ``layer`` columns.
+    """
+    found = []
+    hits = tables.get("outlier_hits")
+    if hits is not None and len(hits):
+        for model, part in hits.groupby("model", sort=True):
+            first = part["method"].iloc[0]
+            best = _best(part[part["method"] == first], "hit_rate")
+            at = part[part["layer"] == best["layer"]]
+            items = [
+                f"{r['method']} {r['hit_rate']:.1%} (chance {r['base_rate']:.1%})"
+                for r in at.to_dict("records")
+            ]
+            verdict = (
+                "above chance" if best["hit_rate"] > 1.5 * best["base_rate"] else "not clearly above chance"
+            )
+            found.append(
+                Finding(
+                    "ground truth",
+                    f"Planted outliers, {model}: at its best layer {best['layer']} the top {int(best['k'])} outliers "
+                    f"per concept are planted ones {'; '.join(items)}: {verdict}.",
+                    link,
+                )
+            )
+    align = tables.get("subconcept_alignment")
+    if align is not None and len(align):
+        for model, part in align.groupby("model", sort=True):
+            items = []
+            for concept, rows in part.groupby("concept", sort=True):
+                best = _best(rows, "ari")
+                beats = "above" if best["ari"] > best["chance_95"] else "within"
+                items.append(
+                    f"{concept} ARI {best['ari']:.2f} at {best['layer']} (permutation 95th percentile "
+                    f"{best['chance_95']:.2f}: {beats} chance)"
+                )
+            found.append(
+                Finding(
+                    "ground truth", f"Sub-concepts against near/far, {model}: " + "; ".join(items) + ".", link
+                )
+            )
+    encoding = tables.get("attribute_encoding")
+    if encoding is not None and len(encoding):
+        for model, part in encoding.groupby("model", sort=True):
+            best = part.assign(gain=part["score"] - part["chance"]).sort_values(
+                "gain", ascending=False, kind="stable"
+            )
+            best = best.drop_duplicates("attribute")
+            items = [
+                f"{r['attribute']} {r['metric']} {r['score']:.2f} at {r['layer']} (chance {r['chance']:.2f})"
+                for r in best.head(5).to_dict("records")
+            ]
+            weakest = best.iloc[-1]
+            text = f"Attributes the LoCEs encode best, {model} (linear read-out, 5-fold CV): " + "; ".join(
+                items
+            )
+            if len(best) > 5:
+                text += (
+                    f"; weakest {weakest['attribute']} {weakest['metric']} {weakest['score']:.2f} "
+                    f"(chance {weakest['chance']:.2f})"
+                )
+            found.append(Finding("ground truth", text + ".", link))
+    return found

@@ -24,6 +24,8 @@ from loce.report.markup import Markup, el, json_script, raw
 
 UrlOf = Callable[[Path], str]
 FILTER_DIMENSIONS = ("model", "layer", "concept")
+# WebGL scatter plot of the map (versions and licences: assets/VENDORED.md), in load order.
+VENDOR_SCRIPTS = ("vendor-pub-sub-es.js", "vendor-regl.min.js", "vendor-regl-scatterplot.min.js")
 
 
 def _asset(name: str) -> str:
@@ -290,11 +292,38 @@ def render_overview(data: ReportData, colors: Mapping[str, str]) -> Markup:
     return el("section", _foldable("Overview", None, body, open_=True), id="overview", class_="section")
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), 5) if math.isfinite(float(value)) else None
+    return None if value is None else str(value)
+
+
+def _attribute_kinds(points: list) -> dict[str, str]:
+    """``{name: "numeric" | "categorical"}`` of the attributes any point carries (booleans are categories)."""
+    kinds: dict[str, str] = {}
+    for p in points:
+        for name, value in p.attributes.items():
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                continue
+            numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+                value, (bool, np.bool_)
+            )
+            kind = "numeric" if numeric else "categorical"
+            kinds[name] = kind if kinds.get(name, kind) == kind else "categorical"
+    return dict(sorted(kinds.items()))
+
+
 def map_payload(maps: list[LoceMap], url_of: UrlOf) -> list[dict[str, Any]]:
-    """The JSON the map script reads: per map, its points with thumbnails' URLs and neighbour lists."""
+    """The JSON the map script reads: per map, its points (thumbnail URLs, neighbours, attributes), the
+    attribute kinds it can be coloured by, and the mixture ellipses."""
     payload = []
     for loce_map in maps:
         points = []
+        kinds = _attribute_kinds(loce_map.points)
         for p in loce_map.points:
             sims = p.similarities if p.similarities is not None else [None] * len(p.neighbours)
             points.append(
@@ -310,10 +339,55 @@ def map_payload(maps: list[LoceMap], url_of: UrlOf) -> list[dict[str, Any]]:
                         [str(n), None if s is None or not math.isfinite(s) else round(float(s), 4)]
                         for n, s in zip(p.neighbours, sims)
                     ],
+                    "a": {k: _json_value(v) for k, v in p.attributes.items() if k in kinds},
                 }
             )
-        payload.append({"title": loce_map.title, "points": points})
+        ellipses = [
+            {
+                "concept": str(e.concept),
+                "v": [[round(float(x), 5), round(float(y), 5)] for x, y in e.vertices],
+                "small": bool(e.small),
+            }
+            for e in loce_map.ellipses
+        ]
+        payload.append({"title": loce_map.title, "points": points, "attributes": kinds, "ellipses": ellipses})
     return payload
+
+
+def _map_controls(loce_map: LoceMap) -> Markup:
+    """Colour-by choice (concept, IoU, each recorded attribute), mouse mode, mixture ellipses."""
+    kinds = _attribute_kinds(loce_map.points)
+    options = [el("option", "concept", value="concept"), el("option", "IoU", value="iou")]
+    options += [el("option", f"{name} ({kind})", value=f"a:{name}") for name, kind in kinds.items()]
+    modes = [
+        el(
+            "button",
+            label,
+            type="button",
+            class_="map-mode" + (" active" if mode == "panZoom" else ""),
+            data_mode=mode,
+        )
+        for mode, label in (("panZoom", "pan & zoom"), ("lasso", "lasso"), ("rectangle", "box"))
+    ]
+    return el(
+        "div",
+        el("label", el("span", "colour by"), el("select", options, class_="map-color"), class_="map-control"),
+        el("div", modes, class_="map-modes", role="group"),
+        el(
+            "label",
+            el(
+                "input",
+                type="checkbox",
+                class_="map-ellipses",
+                disabled=True if not loce_map.ellipses else None,
+            ),
+            el("span", "GMM ellipses"),
+            class_="map-control",
+        ),
+        el("button", "reset view", type="button", class_="map-reset"),
+        el("span", "", class_="map-status muted small"),
+        class_="map-controls",
+    )
 
 
 def render_maps(data: ReportData, colors: Mapping[str, str]) -> Markup:
@@ -340,6 +414,7 @@ def render_maps(data: ReportData, colors: Mapping[str, str]) -> Markup:
                     _tag_chips(loce_map.tags, colors),
                     class_="card-head",
                 ),
+                _map_controls(loce_map),
                 el(
                     "div",
                     el("div", el("div", class_="map-tooltip", hidden=True), class_="map-canvas", data_map=i),
@@ -358,14 +433,23 @@ def render_maps(data: ReportData, colors: Mapping[str, str]) -> Markup:
                     class_="map-body",
                 ),
                 el("div", class_="map-legend"),
+                el(
+                    "div",
+                    el("h4", "Selection", class_="gallery-title"),
+                    el("div", class_="gallery-items"),
+                    class_="map-gallery",
+                    hidden=True,
+                ),
                 class_="map-pane",
                 data_pane=i,
                 **_tag_attrs(loce_map.tags),
             )
         )
     lead = (
-        "Each point is one LoCE (one concept in one image), placed by a 2-D embedding of its layer's LoCEs and "
-        "coloured by concept. Click a concept in the legend to hide it."
+        "Each point is one LoCE (one concept in one image), placed by a 2-D embedding of its layer's LoCEs. Colour "
+        "it by concept, IoU or any recorded attribute; scroll to zoom, drag to pan; lasso or box-select points "
+        "(or shift-drag) to see their images; click a point for its nearest LoCEs; click a concept in the legend "
+        "to hide it."
     )
     body = [
         el("div", el("div", tabs, class_="map-tabs", role="tablist"), panes, class_="card map-card"),
@@ -435,6 +519,7 @@ def render_report(data: ReportData, url_of: UrlOf) -> str:
             f"Generated by loce {__version__} on {generated}. Opens offline; nothing is loaded from the internet.",
         ),
         json_script({"colors": colors, "maps": map_payload(data.maps, url_of)}, "loce-data"),
+        [el("script", raw(_asset(name))) for name in VENDOR_SCRIPTS] if data.maps else None,
         el("script", raw(_asset("report.js"))),
     )
     head = el(

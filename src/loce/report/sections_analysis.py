@@ -33,6 +33,7 @@ from loce.report.analysis_output import AnalysisOutput, read_analysis
 from loce.report.collect import SectionContext
 from loce.report.data import FigureRef, Section, Table, Tags, natural_key
 from loce.report.figure_cache import FigureWriter
+from loce.report.findings import ground_truth_findings
 
 TABLE_NAMES = (
     "headline",
@@ -42,7 +43,28 @@ TABLE_NAMES = (
     "purity_clusters",
     "outliers",
     "subconcepts",
+    "attribute_encoding",
+    "outlier_hits",
+    "subconcept_alignment",
 )
+GROUND_TRUTH = {
+    "outlier_hits": (
+        "Planted outliers found by each method",
+        "Share of each concept's top-k outliers that are planted outliers (hit rate), beside the base rate a random "
+        "choice of k LoCEs within each concept would hit (chance) and their ratio (lift).",
+    ),
+    "subconcept_alignment": (
+        "Sub-concepts against near / far",
+        "Adjusted Rand index between the sub-concepts found and the recorded near/far attribute, beside the mean and "
+        "95th percentile of the index with near/far shuffled (chance).",
+    ),
+    "attribute_encoding": (
+        "Attributes the LoCEs encode",
+        "Cross-validated (5-fold) linear read-out of each recorded attribute from the LoCEs: R^2 of a ridge "
+        "regression for numbers (chance: R^2 with the targets shuffled), accuracy of a logistic regression for "
+        "categories (chance: the majority value's share).",
+    ),
+}
 TEXT = {
     "summary": "Headline numbers of `loce analyze` per model and layer: leave-one-out retrieval precision@k (the "
     "LoCE paper's 'mAP@k') and true mean average precision, mean one-vs-one separation (0: touching "
@@ -282,7 +304,7 @@ def analysis_sections(context: SectionContext) -> list[Section]:
         source = sources[a.run]
         with context.timer(f"map thumbnails {a.title}", group="thumbnails"):
             thumbnails = write_thumbnails(source, a.data.map_rows(), thumbs, context.colors)
-            built = loce_map(a.data, thumbnails, title=a.title, tags=a.tags)
+            built = loce_map(a.data, thumbnails, title=a.title, tags=a.tags, attributes=source.attributes())
         if built is not None:
             context.maps.append(built)
         with context.timer(f"analysis figures {a.title}", group="analysis figures"):
@@ -322,8 +344,22 @@ def analysis_sections(context: SectionContext) -> list[Section]:
         sections[
             "summary"
         ].text += f" {len(missing)} images could not be read and are left out of the galleries."
+    truth = Section(
+        "Ground truth",
+        "Where the instances carry recorded attributes (the scene world: distance, occlusion, pose, near/far, "
+        "planted outliers; COCO: area, crowd), the analyses are tested against them. Every number stands beside "
+        "its chance level.",
+        key="ground-truth",
+    )
+    truth_tables = {}
+    for name, (title, caption) in GROUND_TRUTH.items():
+        if name in tables:
+            frame = _without_run(tables[name], several)
+            truth_tables[name] = tables[name]
+            truth.tables.append(Table(title, frame, caption=caption, max_rows=400))
+    context.findings.extend(ground_truth_findings(truth_tables, "ground-truth"))
     found = [s for s in sections.values() if s.figures or s.tables]
-    return found + ([paper_section] if paper_section else [])
+    return found + [s for s in (truth, paper_section) if s is not None and s.tables]
 
 
 PAPER_TEXT = (
