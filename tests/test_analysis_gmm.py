@@ -81,3 +81,41 @@ def test_umap_space_for_figures():
     assert result.space == "umap" and result.embedding.shape == (115, 2)
     assert result.per_concept["car"].means.shape[1] == 2
     assert result.per_concept["car"].n_components == 3
+
+
+def test_mixture_components_hold_more_points_than_dimensions():
+    # 15 LoCEs of one Gaussian in 10 dimensions: plain BIC selection picks singular components of 1-3 points
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(15, 30)), rng.normal(size=(60, 30)) + 4])
+    labels = np.array(["small"] * 15 + ["big"] * 60)
+    result = fit_gmms(X, labels, n_dims=10, label_agnostic=False)
+    for fit in result.per_concept.values():
+        sizes = np.bincount(fit.assignment, minlength=fit.n_components)
+        assert fit.n_components == 1 or sizes.min() >= 11
+        eigenvalues = np.linalg.eigvalsh(fit.covariances)
+        assert eigenvalues.min() > 1e-3
+    assert result.per_concept["small"].n_components == 1
+    plain = fit_gmms(X, labels, n_dims=10, label_agnostic=False, min_component_size=1)
+    assert plain.per_concept["small"].n_components > 1  # what the limit prevents
+
+
+def test_exact_duplicates_are_not_a_subconcept_of_their_own():
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(40, 6))
+        X = np.concatenate([X, np.repeat(X[:1], 8, axis=0)])
+        for method in ("gmm", "dendrogram"):
+            split = find_subconcepts(X, ["a"] * 48, "a", method=method, n_dims=2, max_subconcepts=4)
+            for s in range(split.n_subconcepts):
+                members = split.members[split.assignment == s]
+                assert np.unique(X[members], axis=0).shape[0] > 1, (seed, method, s)
+            copies = split.assignment[[0, *range(40, 48)]]
+            assert (copies == copies[0]).all()  # copies follow their original
+
+
+def test_dendrogram_distance_cut():
+    X = np.array([[0.0], [0.1], [5.0], [5.1], [20.0], [20.1]])
+    split = find_subconcepts(X, ["car"] * 6, "car", method="dendrogram", distance_threshold=3.0)
+    assert split.counts.tolist() == [2, 2, 2]
+    split = find_subconcepts(X, ["car"] * 6, "car", method="dendrogram", distance_threshold=100.0)
+    assert split.counts.tolist() == [6]

@@ -9,6 +9,9 @@ analysis returns a dataclass with arrays and a ``to_frame()`` (pandas); nothing 
 - :func:`find_subconcepts`: sub-concepts of one concept with centroid LoCEs;
 - :func:`find_outliers`: summed cosine distance, LOF, IsolationForest;
 - :func:`knn`, :func:`retrieval_scores`: exact k-NN, precision@k (the paper's "mAP@k") and true mAP;
+- :func:`separation_index`: per-concept inter / intra distance ratio;
+- :class:`ConceptPredictor`: a new LoCE's concept by nearest cluster centroid or k-NN voting;
+- :func:`analyze_paper`, :func:`protocol_sample`, :func:`group_size`: the publication's protocol (seeds);
 - :func:`compare`: any of them side by side across models and layers;
 - :func:`analysis_dir`, :func:`read_table`, :func:`read_summary`: where ``loce analyze`` writes per protocol
   (``RUN/analysis/``, ``RUN/analysis_paper/``) and reading it back with clear errors;
@@ -38,15 +41,29 @@ from loce.analysis.outliers import (
     summed_cosine_distance,
 )
 from loce.analysis.output import PROTOCOLS, AtomicOutput, analysis_dir, read_summary, read_table
+from loce.analysis.paper import PURITY_PRESETS, analyze_paper, group_size, protocol_sample
+from loce.analysis.prediction import ConceptPredictor
 from loce.analysis.purity import PurityResult, concept_purity, linkage_matrix
 from loce.analysis.reduce import Reducer, fit_reducer
 from loce.analysis.retrieval import DEFAULT_KS, KnnResult, RetrievalResult, knn, retrieval_scores
-from loce.analysis.separation import ConceptSeparation, ConfusedPairs, confused_pairs, separation_overlap
+from loce.analysis.separation import (
+    ConceptSeparation,
+    ConfusedPairs,
+    confused_pairs,
+    separation_index,
+    separation_overlap,
+)
 from loce.analysis.subconcepts import SubConcepts, find_subconcepts
 
 __all__ = [
     "ANALYSES",
     "PROTOCOLS",
+    "PURITY_PRESETS",
+    "ConceptPredictor",
+    "analyze_paper",
+    "group_size",
+    "protocol_sample",
+    "separation_index",
     "AtomicOutput",
     "analysis_dir",
     "isolation_forest_stability",

@@ -186,6 +186,32 @@ def keep_rows(
     return keep, int((~nonzero).sum()), dropped
 
 
+def start_layer(
+    X: np.ndarray,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    settings: AnalysisSettings,
+    model: str,
+    layer: str,
+    protocol: str = "default",
+) -> tuple[LayerAnalysis, np.ndarray, np.ndarray, np.ndarray]:
+    """The empty result of one (model, layer) and the rows it analyses (see :func:`keep_rows`), noted."""
+    labels = np.asarray(labels).astype(str)
+    keep, zeros, dropped = keep_rows(np.asarray(X), labels, settings.min_per_concept)
+    X, labels, ids = np.asarray(X)[keep], labels[keep], np.asarray(ids)[keep]
+    concepts = np.unique(labels)
+    result = LayerAnalysis(
+        model, layer, int(labels.size), int(concepts.size), dropped, {}, protocol=protocol, zero_vectors=zeros
+    )
+    result.concepts = concepts.tolist()
+    result.details["kept"] = np.flatnonzero(keep)
+    if zeros:
+        result.notes.append(f"left out {zeros} all-zero LoCEs (failed fits)")
+    if dropped:
+        result.notes.append(f"dropped concepts with fewer than {settings.min_per_concept} LoCEs: {dropped}")
+    return result, X, labels, ids
+
+
 def analyze_vectors(
     X: np.ndarray,
     labels: np.ndarray,
@@ -203,17 +229,8 @@ def analyze_vectors(
     All-zero LoCEs (failed fits) are left out and counted (``zero_vectors``); with ``settings.bootstrap`` > 0
     every headline number gets a 95% bootstrap interval over images (``ids``).
     """
-    labels = np.asarray(labels).astype(str)
-    keep, zeros, dropped = keep_rows(np.asarray(X), labels, settings.min_per_concept)
-    X, labels, ids = X[keep], labels[keep], np.asarray(ids)[keep]
+    result, X, labels, ids = start_layer(X, labels, ids, settings, model, layer)
     index = ConceptIndex.from_labels(labels)
-    result = LayerAnalysis(model, layer, int(len(labels)), index.n_concepts, dropped, {}, zero_vectors=zeros)
-    result.concepts = index.concepts.tolist()
-    result.details["kept"] = np.flatnonzero(keep)
-    if zeros:
-        result.notes.append(f"left out {zeros} all-zero LoCEs (failed fits)")
-    if dropped:
-        result.notes.append(f"dropped concepts with fewer than {settings.min_per_concept} LoCEs: {dropped}")
     if result.n_loces < 3:
         result.notes.append("fewer than 3 LoCEs left: nothing analysed")
         return result

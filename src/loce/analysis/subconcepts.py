@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from loce.analysis.errors import AnalysisError, TooFewSamplesError
-from loce.analysis.gmm import fit_mixture
+from loce.analysis.gmm import default_min_component_size, fit_mixture
 from loce.analysis.inputs import prepare
 from loce.analysis.purity import linkage_matrix
 from loce.analysis.reduce import fit_reducer
@@ -92,6 +92,7 @@ def find_subconcepts(
     *,
     method: str = "dendrogram",
     n_subconcepts: int | None = None,
+    distance_threshold: float | None = None,
     max_subconcepts: int = 8,
     linkage: str = "ward",
     metric: str = "euclidean",
@@ -112,6 +113,8 @@ def find_subconcepts(
             PCA of the concept's LoCEs with ``n_dims`` dimensions; few dimensions keep the full covariances
             well determined for concepts of a few dozen LoCEs).
         n_subconcepts: force this number instead of choosing it.
+        distance_threshold: dendrogram only: cut the tree at this merge distance (the publication's hand-chosen
+            cut, e.g. three "car" clusters) instead of choosing the number by silhouette.
         max_subconcepts: largest number tried.
         linkage, metric: for the dendrogram (see :func:`loce.analysis.purity.linkage_matrix`).
         ids: optional N sample ids.
@@ -138,38 +141,59 @@ def find_subconcepts(
         raise TooFewSamplesError(
             f"concept {concept!r} has {members.size} LoCE; sub-concepts need at least 2."
         )
+    if distance_threshold is not None and (method != "dendrogram" or not distance_threshold > 0):
+        raise AnalysisError(
+            f"distance_threshold needs method='dendrogram' and a positive distance, got {distance_threshold!r}."
+        )
     if n_subconcepts is not None and not 1 <= n_subconcepts <= members.size:
         raise AnalysisError(
             f"n_subconcepts must be in 1..{members.size} for {concept!r}, got {n_subconcepts}."
         )
     Xc = X[members]
+    # exact duplicates are one point for the clustering (else a pile of copies is a "sub-concept" of its own)
+    _, first, copy_of = np.unique(Xc + 0.0, axis=0, return_index=True, return_inverse=True)
+    distinct = np.sort(first)
+    position = np.empty(first.size, dtype=np.int64)
+    position[np.argsort(first)] = np.arange(first.size)
+    copy_of = position[np.asarray(copy_of).ravel()]  # member -> index into `distinct`
+    Xd = Xc[distinct]
+    if n_subconcepts is not None and n_subconcepts > distinct.size:
+        raise AnalysisError(
+            f"n_subconcepts={n_subconcepts} but {concept!r} has only {distinct.size} distinct LoCEs."
+        )
     selection: dict[int, float] = {}
-    if method == "dendrogram":
-        Z = linkage_matrix(Xc, linkage, metric)
-        if n_subconcepts is not None:
+    if distinct.size < 2:
+        assignment = np.ones(distinct.size, dtype=np.int64)
+    elif method == "dendrogram":
+        Z = linkage_matrix(Xd, linkage, metric)
+        if distance_threshold is not None:
+            assignment = fcluster(Z, float(distance_threshold), criterion="distance")
+        elif n_subconcepts is not None:
             assignment = fcluster(Z, n_subconcepts, criterion="maxclust")
         else:
-            assignment = np.ones(members.size, dtype=np.int64)
+            assignment = np.ones(distinct.size, dtype=np.int64)
             best = min_silhouette
-            for k in range(2, min(max_subconcepts, members.size - 1) + 1):
+            for k in range(2, min(max_subconcepts, distinct.size - 1) + 1):
                 candidate = fcluster(Z, k, criterion="maxclust")
                 if np.unique(candidate).size < 2:
                     continue
-                sample = None if members.size <= SILHOUETTE_SAMPLE else SILHOUETTE_SAMPLE
+                sample = None if distinct.size <= SILHOUETTE_SAMPLE else SILHOUETTE_SAMPLE
                 score = float(
-                    silhouette_score(Xc, candidate, metric=metric, sample_size=sample, random_state=seed)
+                    silhouette_score(Xd, candidate, metric=metric, sample_size=sample, random_state=seed)
                 )
                 selection[k] = score
                 if score > best:
                     best, assignment = score, candidate
     else:
-        reducer, Y = fit_reducer(Xc, "pca", int(min(n_dims, members.size - 1, Xc.shape[1])), seed=seed)
+        dims = int(min(n_dims, distinct.size - 1, Xd.shape[1]))
+        reducer, Y = fit_reducer(Xd, "pca", dims, seed=seed)
         candidates = [n_subconcepts] if n_subconcepts is not None else range(1, max_subconcepts + 1)
-        model, tried, bics = fit_mixture(Y, candidates, seed=seed)
+        smallest = 1 if n_subconcepts is not None else default_min_component_size(dims)
+        model, tried, bics = fit_mixture(Y, candidates, min_component_size=smallest, seed=seed)
         if n_subconcepts is None:
             selection = dict(zip(tried.tolist(), bics.tolist()))
         assignment = model.predict(Y)
-    assignment = _relabel_by_size(np.asarray(assignment))
+    assignment = _relabel_by_size(np.asarray(assignment)[copy_of])
     counts = np.bincount(assignment)
     centroids = np.stack([Xc[assignment == s].mean(axis=0) for s in range(counts.size)])
     return SubConcepts(

@@ -13,6 +13,8 @@ EXAMPLES = """\
   loce analyze runs/scenes --layers _blocks.10 --analyses retrieval,separation,confusion
   loce analyze runs/lite0 runs/lite1 --ks 1,5                # two runs (models) side by side
   loce analyze runs/scenes --map-method pca                  # 2-D map by PCA (no UMAP compilation)
+  loce analyze runs/scenes --protocol paper                  # the publication's protocol -> RUN/analysis_paper/
+  loce analyze runs/scenes --protocol paper --seeds 10 --map-seeds 2   # fewer seeds, faster
 """
 
 
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "For every (model, layer) of each run: leave-one-out retrieval (precision@k, the paper's 'mAP@k', and "
             "true mean average precision), separation and overlap of concepts, confused concept pairs, purity of "
             "the hierarchical clustering, outliers per concept, Gaussian mixtures and sub-concepts. Writes CSV and "
-            "Parquet tables and summary.json to RUN/analysis/ and prints the headline numbers."
+            "Parquet tables and summary.json to RUN/analysis/ (RUN/analysis_paper/ with --protocol paper) and prints "
+            "the headline numbers, each with a 95%% interval (bootstrap over images, or the spread over seeds)."
         ),
         examples=EXAMPLES,
     )
@@ -57,6 +60,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--retrieval-metric",
         choices=["cosine", "euclidean"],
         help="distance of retrieval (default: --metric; the paper's protocol: cosine)",
+    )
+    parser.add_argument(
+        "--protocol",
+        default="default",
+        choices=["default", "paper"],
+        help="default: loce's analyses with bootstrap intervals, to RUN/analysis/; paper: the publication's "
+        "protocol (seeded per-concept samples, mean and 95%% spread over seeds; euclidean separation, cosine "
+        "retrieval, UMAP mixtures), to RUN/analysis_paper/ (docs/PAPER.md)",
+    )
+    parser.add_argument("--seeds", type=int, default=50, help="paper protocol: number of seeded samples")
+    parser.add_argument(
+        "--map-seeds",
+        type=int,
+        default=5,
+        help="paper protocol: seeds on which the UMAP map and its mixtures are fitted (a few seconds each)",
+    )
+    parser.add_argument(
+        "--per-concept", type=int, default=100, help="paper protocol: LoCEs sampled per concept and seed"
+    )
+    parser.add_argument(
+        "--subconcept-distance",
+        type=float,
+        help="paper protocol: also cut each concept's dendrogram at this merge distance (sub-concepts)",
     )
     parser.add_argument(
         "--bootstrap",
@@ -134,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
         separation_metric=args.separation_metric,
         retrieval_metric=args.retrieval_metric,
         bootstrap=args.bootstrap,
+        seeds=args.seeds,
+        map_seeds=args.map_seeds,
+        per_concept=args.per_concept,
+        subconcept_distance=args.subconcept_distance,
         ks=ks,
         average_precision=not args.no_map,
         min_per_concept=args.min_per_concept,
@@ -157,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             settings=settings,
             out_dir=args.out,
             scan_with=analysis_scanner(args),
+            protocol=args.protocol,
         )
         frames.append(headline_frame(results, str(path)))
         for result in results:
@@ -166,7 +197,58 @@ def run(args: argparse.Namespace) -> int:
     table = pd.concat(frames, ignore_index=True)
     if len(args.runs) > 1:
         for path in args.runs:
-            table.to_csv(analysis_dir(path, "default") / "comparison.csv", index=False)
+            table.to_csv(analysis_dir(path, args.protocol) / "comparison.csv", index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 200):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(compact_headline(table).to_string(index=False))
+    intervals = sorted(set(table["interval"].dropna())) if "interval" in table else []
+    for text in intervals:
+        print(f"[low, high]: {text}")
     return 0
+
+
+PRINTED = (
+    "precision_at_1",
+    "precision_at_5",
+    "mean_average_precision",
+    "mean_separation",
+    "mean_overlap",
+    "purity",
+    "purity_strict",
+    "n_clusters",
+    "mean_separation_index",
+    "most_confused_pair",
+    "most_confused_score",
+    "gmm_components",
+)
+
+
+def compact_headline(table):
+    """The printed headline: the main numbers as ``value [low, high]``; all columns are in headline.csv."""
+    import pandas as pd
+
+    shown = {c: table[c] for c in ("run", "model", "layer", "protocol", "n_loces") if c in table}
+    for column in PRINTED:
+        if column not in table:
+            continue
+        if f"{column}_ci_low" in table:
+            shown[column] = [
+                _with_interval(v, lo, hi)
+                for v, lo, hi in zip(table[column], table[f"{column}_ci_low"], table[f"{column}_ci_high"])
+            ]
+        else:
+            shown[column] = [v if isinstance(v, str) else _number(v) for v in table[column]]
+    return pd.DataFrame(shown)
+
+
+def _number(value) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    return f"{value:.0f}" if value == int(value) and abs(value) >= 2 else f"{value:.3f}"
+
+
+def _with_interval(value, low, high) -> str:
+    return f"{_number(value)} [{_number(low)}, {_number(high)}]"
