@@ -183,3 +183,13 @@ def test_paper_protocol_umap_mixtures_drop_light_components(tmp_path):
     assert overall["n_components"].iloc[0] <= 10 and (~overall["outlier"]).sum() >= 2
     sub = read_table(out / "subconcepts.parquet")
     assert {"umap_gmm", "dendrogram_cut_5"} <= set(sub["method"])
+
+
+def test_demo_runs_the_paper_protocol_after_the_default_analysis(tmp_path):
+    from loce.cli.demo import demo_commands
+
+    steps = [argv for _, argv in demo_commands(tmp_path, 20, 0)]
+    default = steps.index(["analyze", str(tmp_path / "run")])
+    paper = steps[default + 1]
+    assert paper[:4] == ["analyze", str(tmp_path / "run"), "--protocol", "paper"] and "--seeds" in paper
+    assert steps.index(next(s for s in steps if s[0] == "report")) > default + 1

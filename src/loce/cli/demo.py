@@ -73,6 +73,8 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
     test_n = max(60, n)  # the concept bottlenecks train on 3/4 of it and are scored on the rest
     steps += [
         ("analyse the LoCE distributions", ["analyze", str(run)]),
+        ("analyse them with the publication's protocol (10 seeds, UMAP mixtures on 1)",
+         ["analyze", str(run), "--protocol", "paper", "--seeds", "10", "--map-seeds", "1"]),
         ("compare LoCE with the baselines", ["compare-methods", str(run)]),
         ("position in the embeddings", ["location", *model, "--layers", LAYERS, "--out", str(run)]),
         ("render held-out scenes for localisation",
