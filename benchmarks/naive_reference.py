@@ -136,3 +136,20 @@ def planted_problem(
         planted[i] = u
         planted[i, 0] = -q
     return PlantedProblem(acts.contiguous(), masks, planted)
+
+
+def naive_paper_iou(
+    activations: torch.Tensor, vectors: torch.Tensor, masks: list[np.ndarray], grid: int = 100
+) -> np.ndarray:
+    """The publication's IoU, written out: all channels upsampled to ``grid x grid``, projected, ``sigmoid``, the
+    map resized to the mask's resolution by ``skimage.transform.resize`` (defaults), thresholded at 0.5."""
+    from skimage.transform import resize
+
+    upsampled = F.interpolate(activations.double(), size=(grid, grid), mode="bilinear", align_corners=False)
+    maps = torch.sigmoid(torch.einsum("bc,bchw->bhw", vectors.double(), upsampled)).numpy()
+    ious = []
+    for projection, mask in zip(maps, masks):
+        predicted = resize(projection, mask.shape) > 0.5
+        union = np.logical_or(predicted, mask).sum()
+        ious.append(np.logical_and(predicted, mask).sum() / union if union else np.nan)
+    return np.array(ious)
