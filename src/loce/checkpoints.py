@@ -51,6 +51,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc) and "GLOBAL" not in str(exc):
+            raise ModelSpecError(
+                f"checkpoint {path} cannot be read as a torch state dict (not a torch.save file: "
+                f"{str(exc).splitlines()[-1][:80]})."
+            ) from None
         raise ModelSpecError(
             f"checkpoint {path} holds pickled Python objects (e.g. a whole nn.Module), which loce does not "
             "unpickle; save the weights only: torch.save(model.state_dict(), 'weights.pt') "

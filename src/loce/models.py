@@ -208,8 +208,12 @@ def load_model(
     return loaded
 
 
-def check_input_size(model: LoadedModel, size: tuple[int, int]) -> None:
+def check_input_size(
+    model: LoadedModel, size: tuple[int, int], own_size: tuple[int, int] | None = None
+) -> None:
     """Run one blank image of ``size`` (H, W) through the model; a model that refuses it fails here, in one line.
+
+    ``own_size`` is the model's own input size, suggested in the message (default: its preprocessing size).
 
     Raises:
         ModelSpecError: the forward pass fails (e.g. a ViT with a fixed position embedding at another size).
@@ -219,6 +223,7 @@ def check_input_size(model: LoadedModel, size: tuple[int, int]) -> None:
         Traceback (most recent call last):
         loce.errors.ModelSpecError: timm:vit_tiny_patch16_224 does not accept a 320 x 480 input ...
     """
+    own = own_size or model.preprocessing.size
     dummy = torch.zeros(1, 3, int(size[0]), int(size[1]), device=model.device)
     try:
         with torch.no_grad():
@@ -232,7 +237,7 @@ def check_input_size(model: LoadedModel, size: tuple[int, int]) -> None:
         )
         raise ModelSpecError(
             f"{model.spec} does not accept a {size[0]} x {size[1]} input ({type(exc).__name__}: {detail}); "
-            f"use its own input size --input-size {model.preprocessing.size[0]} {model.preprocessing.size[1]}"
+            f"use its own input size --input-size {own[0]} {own[1]}"
             f"{hint}."
         ) from None
 
@@ -331,11 +336,24 @@ def _resolver(prefix: str) -> Callable[[_Resolver], _Resolver]:
 
 
 def _resolve_spec(spec: str, weights: str | bool | None, model_kwargs: dict) -> LoadedModel:
-    if spec in _LITE_SIZES:
-        return _load_lite(spec, weights, model_kwargs)
     prefix, sep, rest = spec.partition(":")
-    if sep and prefix in _PREFIX_RESOLVERS and rest:
-        return _PREFIX_RESOLVERS[prefix](rest, weights, model_kwargs)
+    if spec in _LITE_SIZES:
+        resolve, arg = _load_lite, spec
+    elif sep and prefix in _PREFIX_RESOLVERS and rest:
+        resolve, arg = _PREFIX_RESOLVERS[prefix], rest
+    else:
+        resolve = None
+    if resolve is not None:
+        try:
+            return resolve(arg, weights, model_kwargs)
+        except (TypeError, ValueError) as exc:
+            if not model_kwargs or prefix == "py":
+                raise
+            detail = (str(exc).splitlines() or [""])[0][:160]
+            raise ModelSpecError(
+                f"{spec} cannot be built with --model-kwargs {json.dumps(_jsonable(model_kwargs))} "
+                f"({type(exc).__name__}: {detail}); pass only arguments its constructor accepts."
+            ) from None
     suggestions = _spec_suggestions(spec)
     hint = f" Did you mean {' or '.join(suggestions)}?" if suggestions else ""
     raise ModelSpecError(f"unknown model spec {spec!r}.{hint} Known specs: {', '.join(KNOWN_SPECS)}.")

@@ -231,8 +231,9 @@ def load_model_from_args(args: argparse.Namespace):
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if args.input_size:
+        own_size = model.preprocessing.size
         model.preprocessing = replace(model.preprocessing, size=tuple(args.input_size))
-        check_input_size(model, tuple(args.input_size))
+        check_input_size(model, tuple(args.input_size), own_size=own_size)
     return model
 
 
