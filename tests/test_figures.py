@@ -67,6 +67,20 @@ def test_concept_colors_depend_on_the_set_of_names_not_their_order():
     assert all(len(c) == 7 and c.startswith("#") for c in many.values())
 
 
+def test_eighty_concepts_get_clearly_distinct_colours_neither_too_dark_nor_too_light():
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from loce.figures.colors import hex_to_rgb
+
+    for n, least in ((11, 8.0), (80, 5.0)):
+        colors = list(concept_colors([f"concept_{i:02d}" for i in range(n)]).values())
+        lab = rgb2lab(np.array([hex_to_rgb(c) for c in colors])[None])[0]
+        distance = deltaE_ciede2000(lab[:, None, :], lab[None, :, :])
+        np.fill_diagonal(distance, np.inf)
+        assert distance.min() > least, (n, distance.min())  # the generated hues of before: 0.78 at 80
+        assert ((lab[:, 0] > 25) & (lab[:, 0] < 88)).all()
+
+
 def test_covariance_ellipse_matches_hand_computed_axes_and_angle():
     assert covariance_ellipse(np.array([1.0, 2.0]), np.diag([4.0, 1.0]), 2.0) == ((1.0, 2.0), 8.0, 4.0, 0.0)
     r = np.array([[np.cos(np.pi / 4), -np.sin(np.pi / 4)], [np.sin(np.pi / 4), np.cos(np.pi / 4)]])
@@ -282,3 +296,28 @@ def test_save_figure_writes_png_and_parseable_svg(tmp_path, planted):
     root = ET.parse(svg).getroot()
     assert root.tag.endswith("svg")
     assert "person" in svg.read_text()  # text stays text (svg.fonttype none)
+
+
+def test_the_tree_cut_at_the_purity_clusters_has_one_leaf_per_cluster():
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    from loce.figures.dendrogram import cluster_dendrogram_figure, cluster_tree
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(c * 10, 0.5, size=(30, 4)) for c in range(4)])
+    labels = [f"c{i // 30}" for i in range(120)]
+    Z = linkage(X, "ward")
+    clusters = fcluster(Z, 4, criterion="maxclust")
+    reduced, leaf_clusters = cluster_tree(Z, clusters)
+    assert reduced.shape == (3, 4) and sorted(leaf_clusters) == sorted(set(clusters.tolist()))
+    assert reduced[-1, 3] == 4 and np.all(np.diff(reduced[:, 2]) >= 0)
+    np.testing.assert_allclose(sorted(reduced[:, 2]), sorted(Z[-3:, 2]))  # the merges above the cut, kept
+    mixed = clusters.copy()
+    mixed[0], mixed[40] = mixed[40], mixed[0]  # not subtrees any more
+    assert cluster_tree(Z, mixed) is None
+    fig = cluster_dendrogram_figure(Z, labels, clusters, purity=1.0, title="t")
+    bars = [p for p in fig.axes[1].patches]
+    assert len(bars) == 4 and all(
+        abs(b.get_height() - 1.0) < 1e-9 for b in bars
+    )  # pure clusters: one bar each
+    assert "4 clusters of 120 LoCEs" in fig.axes[0].get_title()

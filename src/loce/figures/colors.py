@@ -1,13 +1,17 @@
 """One colour per concept, the same in every figure and in the report.
 
 Colours are assigned by sorted concept name, so the same set of concepts always gets the same colours, whatever
-order the names arrive in. Nothing here imports matplotlib: the report's JavaScript uses the same hex strings.
+order the names arrive in. Up to ten concepts get tab10; more get the glasbey palette (from ``cmap``, made for many
+categories: at 80 concepts the closest two colours differ by CIEDE2000 6.0, against 0.8 for the generated hues
+used before), without its very dark and very light members. Nothing here imports matplotlib: the report's
+JavaScript uses the same hex strings.
 """
 
 from __future__ import annotations
 
 import colorsys
 from collections.abc import Iterable
+from functools import lru_cache
 
 # Twenty well-separated colours (tab10 followed by darker / lighter companions), then generated hues.
 _PALETTE: tuple[str, ...] = (
@@ -22,6 +26,37 @@ _GROUP_PALETTE: tuple[str, ...] = (
 )  # fmt: skip
 
 _GOLDEN = 0.618033988749895
+_TAB10 = 10
+
+
+@lru_cache(maxsize=1)
+def glasbey_palette() -> tuple[str, ...]:
+    """The glasbey colours (``cmap``) with CIELAB lightness between 25 and 88, in glasbey's order.
+
+    Empty when ``cmap`` is not installed (``pip install "loce[viz]"``); concept colours then fall back to
+    generated hues.
+
+    Example:
+        >>> len(glasbey_palette()) > 150
+        True
+    """
+    try:
+        import cmap
+    except ImportError:
+        return ()
+    colors = [c.hex.lower() for c in cmap.Colormap("glasbey").iter_colors(256)]
+    return tuple(c for c in dict.fromkeys(colors) if 25.0 < _lightness(c) < 88.0)
+
+
+def _lightness(color: str) -> float:
+    """CIELAB L* of a hex colour (D65)."""
+
+    def linear(v: float) -> float:
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(v) for v in hex_to_rgb(color))
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return 116.0 * (y ** (1 / 3) if y > 216 / 24389 else (24389 / 27 * y + 16) / 116) - 16.0
 
 
 def _generated_color(index: int, saturation: float = 0.65, value: float = 0.85) -> str:
@@ -44,9 +79,10 @@ def concept_colors(names: Iterable[str]) -> dict[str, str]:
         {'cat': '#1f77b4', 'dog': '#ff7f0e'}
     """
     unique = sorted({str(n) for n in names})
+    palette = _PALETTE[:_TAB10] if len(unique) <= _TAB10 else glasbey_palette() or _PALETTE
     colors: dict[str, str] = {}
     for i, name in enumerate(unique):
-        colors[name] = _PALETTE[i] if i < len(_PALETTE) else _generated_color(i - len(_PALETTE))
+        colors[name] = palette[i] if i < len(palette) else _generated_color(i - len(palette))
     return colors
 
 

@@ -140,7 +140,7 @@ def embedding_map(
             extent=(xs[0], xs[-1], ys[0], ys[-1]),
             origin="lower",
             aspect="auto",
-            interpolation="nearest",
+            interpolation="bilinear",  # smooth borders between regions, not a staircase of grid cells
             zorder=0,
         )
 

@@ -17,6 +17,7 @@ import pandas as pd
 from loce.analysis.gmm import OVERALL
 from loce.figures import dendrogram_figure, embedding_map
 from loce.figures._base import new_figure, styled
+from loce.figures.dendrogram import cluster_dendrogram_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -122,11 +123,24 @@ def distribution_figure(data: FigureData, colors: Mapping[str, str], title: str)
 
 
 def dendrogram_of(data: FigureData, colors: Mapping[str, str], title: str) -> Figure | None:
-    """The purity clustering's dendrogram with concept and cluster strips, or ``None`` without one."""
+    """The purity clustering's tree cut at its clusters (each a bar of concept shares), or the full dendrogram
+    with concept and cluster strips when the clusters are not subtrees; ``None`` without a clustering."""
     if data.linkage is None or data.leaf_labels is None or len(data.leaf_labels) < 2:
         return None
     leaves = data.loces[data.loces["dendrogram_leaf"] >= 0].sort_values("dendrogram_leaf")
     purity = data.info.get("purity", {})
+    if len(leaves) == len(data.leaf_labels):  # cut at the purity clusters: one leaf per cluster
+        figure = cluster_dendrogram_figure(
+            data.linkage,
+            data.leaf_labels.tolist(),
+            leaves["purity_cluster"].tolist(),
+            purity=purity.get("purity"),
+            colors=colors,
+            title=title,
+            log_height=len(data.leaf_labels) > 500,
+        )
+        if figure is not None:
+            return figure
     return dendrogram_figure(
         data.linkage,
         data.leaf_labels.tolist(),
