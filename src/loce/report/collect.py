@@ -277,7 +277,7 @@ def collect_report(
             fig = iou_distributions(
                 frame, layer_order=layers, colors=colors, title=f"IoU per concept · {model}"
             )
-            path = save_figure(fig, figures / f"iou_{len(quality.figures):02d}", formats=("png", "svg"))[0]
+            path = save_figure(fig, figures / f"iou_{len(quality.figures):02d}", formats=("png",))[0]
             quality.figures.append(
                 FigureRef(path, f"IoU per concept and layer of {model}", Tags(model=model), wide=True)
             )

@@ -115,7 +115,8 @@ class FigureWriter:
             return None
         text = caption(detail) if callable(caption) else caption
         with self.timer(f"save {kind}", group="save figures"):
-            path = save_figure(result, stem, formats=formats)[0]
+            # galleries of small object crops: 110 dpi keeps every crop sharp at half the pixels of 150 dpi
+            path = save_figure(result, stem, formats=formats, dpi=110 if kind in PHOTO_KINDS else 150)[0]
         meta.write_text(json.dumps({"caption": text}), encoding="utf-8")
         self.used.update({path, meta})
         return FigureRef(path, text, tags, wide=wide)
