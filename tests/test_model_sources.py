@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from loce.cli.main import main
 from loce.data import load_coco
-from loce.errors import ModelSpecError
+from loce.errors import InputError, ModelSpecError
 from loce.model_identity import state_dict_fingerprint
 from loce.models import load_model
 from loce.pipeline import fit_run
@@ -181,3 +181,34 @@ def test_fit_uses_model_kwargs(tmp_path):
     assert summary.vectors == 4
     X, _ = LoCEStore.open(tmp_path / "run").vectors(layer="blocks.1")
     assert X.shape == (4, 192) and np.isfinite(X).all()
+
+
+def _half_normalise(image: np.ndarray) -> torch.Tensor:
+    """The planted model's preprocessing written as a plain function: [0, 255] -> [-1, 1], no resize."""
+    return torch.from_numpy((image.astype(np.float32) / 255.0 - 0.5) / 0.5).permute(2, 0, 1)
+
+
+def test_preprocessing_function_fits_like_the_equivalent_preprocessing(tmp_path):
+    from planted_data import PlantedNet, planted_model
+
+    ann, images = write_planted_coco(tmp_path / "data", n=4)
+    dataset = load_coco(ann, images)
+    fit_run(dataset, planted_model(), ["pool"], tmp_path / "a", progress=False)
+    # Used to fail with AttributeError: 'function' object has no attribute 'to_dict'.
+    loaded = load_model(PlantedNet(), preprocessing=_half_normalise)
+    assert loaded.preprocessing.size == (64, 64)
+    fit_run(dataset, loaded, ["pool"], tmp_path / "b", progress=False)
+    X_a, meta_a = LoCEStore.open(tmp_path / "a").vectors(layer="pool")
+    X_b, meta_b = LoCEStore.open(tmp_path / "b").vectors(layer="pool")
+    order_a = np.lexsort((meta_a["concept"], meta_a["sample_id"]))
+    order_b = np.lexsort((meta_b["concept"], meta_b["sample_id"]))
+    np.testing.assert_allclose(X_a[order_a], X_b[order_b], atol=1e-5)
+    recorded = LoCEStore.open(tmp_path / "b").jobs["loce.module_PlantedNet"].preprocessing
+    assert recorded == {"resize": "callable", "callable": f"{__name__}._half_normalise", "size": [64, 64]}
+
+
+def test_preprocessing_function_errors_are_one_line():
+    with pytest.raises(InputError, match=r"returned \(64, 64\); it must return a 3 x H x W tensor"):
+        load_model(torch.nn.Conv2d(3, 4, 1), preprocessing=lambda image: torch.zeros(64, 64))
+    with pytest.raises(InputError, match="must be a Preprocessing or a function of one image, got int"):
+        load_model(torch.nn.Conv2d(3, 4, 1), preprocessing=3)

@@ -35,7 +35,7 @@ from torch import nn
 from loce.checkpoints import load_weights_file
 from loce.errors import ModelSpecError
 from loce.model_identity import RANDOM_INIT, USER_MODULE, state_dict_fingerprint, weights_mismatch
-from loce.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from loce.preprocessing import IMAGENET_MEAN, IMAGENET_STD, CallablePreprocessing, Preprocessing
 from loce.py_spec import build_py_module
 from loce.weights_cache import require_hf_repo, require_timm_weights, require_torchvision_weights
 
@@ -89,7 +89,7 @@ class LoadedModel:
     """
 
     module: nn.Module
-    preprocessing: Preprocessing
+    preprocessing: Preprocessing | CallablePreprocessing
     spec: str
     class_names: list[str] | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -140,7 +140,7 @@ class LoadedModel:
 def load_model(
     spec: str | nn.Module,
     *,
-    preprocessing: Preprocessing | None = None,
+    preprocessing: Preprocessing | Callable[[Any], torch.Tensor] | None = None,
     device: str = "cpu",
     weights: str | bool | None = None,
     weights_file: str | Path | None = None,
@@ -150,7 +150,9 @@ def load_model(
 
     Args:
         spec: a spec string (see the module docstring and :data:`KNOWN_SPECS`) or an ``nn.Module``.
-        preprocessing: overrides the spec's own input size and normalisation.
+        preprocessing: overrides the spec's own input size and normalisation: a :class:`Preprocessing`, or a
+            function of one H x W x 3 uint8 image returning a 3 x H' x W' tensor (see
+            :class:`loce.preprocessing.CallablePreprocessing`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
         weights: pretrained weights to request: ``True`` / ``False``, or a torchvision weights enum name. ``None``
             keeps the spec's default (real weights for the Lite models, random weights for torchvision and timm
@@ -200,6 +202,8 @@ def load_model(
         loaded.weights_file, loaded.class_names = str(path), None
         loaded.options["weights"] = None
     if preprocessing is not None:
+        if not isinstance(preprocessing, Preprocessing):
+            preprocessing = CallablePreprocessing.wrap(preprocessing)
         loaded.preprocessing = preprocessing
     module = loaded.module.eval().requires_grad_(False).to(torch_device)
     loaded.module = module

@@ -111,3 +111,88 @@ class Preprocessing:
             return cls(size=tuple(data["size"]), mean=tuple(data["mean"]), std=tuple(data["std"]))
         except KeyError as exc:
             raise InputError(f"preprocessing description {dict(data)!r} lacks the key {exc}.") from None
+
+
+CALLABLE_RESIZE = "callable"
+
+
+@dataclass(frozen=True)
+class CallablePreprocessing:
+    """A user's per-image preprocessing function in place of :class:`Preprocessing`.
+
+    ``function`` takes one H x W x 3 uint8 RGB array and returns a 3 x H' x W' float tensor (the same H' x W' for
+    every image). Masks are aligned with the activation grid as if the function maps the whole image onto the
+    whole input (a stretch); a function that crops or pads misaligns them.
+
+    Attributes:
+        function: the callable; ``size``: its output (H', W'), found by running it on one blank image.
+
+    Example:
+        >>> def prep(image):
+        ...     return torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        >>> wrapped = CallablePreprocessing.wrap(prep)
+        >>> wrapped([np.zeros((8, 6, 3), dtype=np.uint8)]).shape
+        torch.Size([1, 3, 8, 6])
+    """
+
+    function: Any
+    size: tuple[int, int]
+
+    @classmethod
+    def wrap(cls, function: Any) -> CallablePreprocessing:
+        """Wrap ``function``, learning its output size from one blank 64 x 64 image.
+
+        Raises:
+            InputError: it is not callable, fails on the blank image, or does not return a 3 x H x W tensor.
+        """
+        if not callable(function):
+            raise InputError(
+                f"preprocessing must be a Preprocessing or a function of one image, got {type(function).__name__}"
+            )
+        probe = cls(function, (0, 0))._one(np.zeros((64, 64, 3), dtype=np.uint8), 0)
+        return cls(function, (int(probe.shape[1]), int(probe.shape[2])))
+
+    @property
+    def name(self) -> str:
+        """The function's dotted name (recorded in the run)."""
+        function = self.function
+        qualname = getattr(function, "__qualname__", type(function).__qualname__)
+        return f"{getattr(function, '__module__', None) or type(function).__module__}.{qualname}"
+
+    def _one(self, image: np.ndarray, index: int) -> torch.Tensor:
+        try:
+            out = self.function(image)
+        except Exception as exc:  # the user's function failing: one line naming it
+            raise InputError(
+                f"the preprocessing function {self.name} failed on image {index} "
+                f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})"
+            ) from None
+        if isinstance(out, np.ndarray):
+            out = torch.from_numpy(out)
+        if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != 3:
+            shape = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+            raise InputError(
+                f"the preprocessing function {self.name} returned {shape}; it must return a 3 x H x W tensor"
+            )
+        return out.float()
+
+    def __call__(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Apply the function to each image and stack the results (N x 3 x H' x W').
+
+        Raises:
+            InputError: empty list, the function failing, or outputs of another size than :attr:`size`.
+        """
+        if len(images) == 0:
+            raise InputError("preprocessing got an empty list of images; pass at least one image.")
+        outs = [self._one(np.asarray(image), i) for i, image in enumerate(images)]
+        for i, out in enumerate(outs):
+            if tuple(out.shape[1:]) != self.size:
+                raise InputError(
+                    f"the preprocessing function {self.name} returned {tuple(out.shape[1:])} for image {i} but "
+                    f"{self.size} before; it must give every image the same size"
+                )
+        return torch.stack(outs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description for the run manifest (such a run's model cannot be rebuilt from it)."""
+        return {"resize": CALLABLE_RESIZE, "callable": self.name, "size": list(self.size)}

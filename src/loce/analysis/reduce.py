@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,6 +11,7 @@ import numpy as np
 from loce.analysis.distances import normalize_rows
 from loce.analysis.errors import AnalysisError, TooFewSamplesError
 from loce.analysis.inputs import as_vectors
+from loce.quiet import note_once
 
 REDUCERS = ("pca", "umap")
 
@@ -78,6 +81,10 @@ def fit_reducer(
         model = PCA(n_components=k, random_state=seed, **options)
         embedded = model.fit_transform(arr)
         return Reducer("pca", k, normalize, model, model.explained_variance_ratio_.copy()), embedded
+    if "umap" not in sys.modules:
+        note_once(
+            "umap-compile", "UMAP compiles its numba code on first use in a process (about 20 s or more)."
+        )
     try:
         import umap
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -86,5 +93,9 @@ def fit_reducer(
         raise TooFewSamplesError(f"UMAP needs at least 4 LoCEs, got {n}.")
     options.setdefault("n_neighbors", int(min(15, n - 1)))
     model = umap.UMAP(n_components=n_components, random_state=seed, **options)
-    embedded = model.fit_transform(arr)
+    with (
+        warnings.catch_warnings()
+    ):  # "n_jobs value 1 overridden to 1 by setting random_state": expected, seeded
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        embedded = model.fit_transform(arr)
     return Reducer("umap", n_components, normalize, model), np.asarray(embedded, dtype=np.float64)

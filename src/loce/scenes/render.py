@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from loce.errors import InputError
+from loce.quiet import c_output_silenced
 from loce.scenes.catalog import (
     body_extent,
     colour_rgba,
@@ -48,7 +49,8 @@ _SHOWN = (1.0, 1.0, 1.0, 1.0)
 
 def _pybullet():
     try:
-        import pybullet
+        with c_output_silenced():  # its C-level build banner would land inside progress bars
+            import pybullet
     except ImportError:  # pragma: no cover - pybullet is an extra
         raise ImportError('The scene world needs pybullet: pip install "loce[scenes]"') from None
     return pybullet
@@ -88,7 +90,8 @@ class SceneRenderer:
 
     def __init__(self) -> None:
         self._p = _pybullet()
-        self._client = self._p.connect(self._p.DIRECT)
+        with c_output_silenced():
+            self._client = self._p.connect(self._p.DIRECT)
         self._textures: dict[str, int] = {}
 
     def close(self) -> None:
@@ -267,7 +270,8 @@ def urdf_visual_points(path: str | Path, global_scaling: float = 1.0) -> np.ndar
     their world link frames with the base at the origin.
     """
     p = _pybullet()
-    client = p.connect(p.DIRECT)
+    with c_output_silenced():
+        client = p.connect(p.DIRECT)
     try:
         body = p.loadURDF(str(path), useFixedBase=True, globalScaling=global_scaling, physicsClientId=client)
         points = []
