@@ -193,3 +193,18 @@ def test_demo_runs_the_paper_protocol_after_the_default_analysis(tmp_path):
     paper = steps[default + 1]
     assert paper[:4] == ["analyze", str(tmp_path / "run"), "--protocol", "paper"] and "--seeds" in paper
     assert steps.index(next(s for s in steps if s[0] == "report")) > default + 1
+
+
+def test_seeds_that_draw_the_same_sample_are_analysed_once(tmp_path, monkeypatch):
+    from loce.analysis import paper
+
+    run = _paper_run(tmp_path, n_per=5)  # every concept has fewer than per_concept LoCEs: one sample for all
+    calls = []
+    original = paper.analyse_seed
+    monkeypatch.setattr(paper, "analyse_seed", lambda *a, **k: calls.append(a[3]) or original(*a, **k))
+    results, out = analyze_run(run, settings=AnalysisSettings(seeds=4, map_seeds=0), protocol="paper")
+    assert calls == [0]
+    assert len(read_table(out / "seeds.parquet")) == 4
+    assert results[0].headline["n_distinct_samples"] == 1
+    assert results[0].headline["purity_ci_low"] == results[0].headline["purity_ci_high"]
+    assert any("drew 1 distinct sample" in note for note in results[0].notes)

@@ -298,10 +298,15 @@ def analyze_paper(
     if map_seeds == 0:
         result.notes.append("no UMAP / GMM part (map_seeds = 0)")
     per_seed, clock = [], time.perf_counter()
+    # a seed's numbers depend on its sample only (UMAP, the mixtures and the clustering have fixed random
+    # states), so seeds that draw the same LoCEs (every concept with at most per_concept is taken whole) share
+    # one computation
+    cache: dict[tuple[bytes, bool], SeedResult] = {}
     with small_problem_threads():
         for i, seed in enumerate(seeds):
-            per_seed.append(
-                analyse_seed(
+            key = (protocol_sample(labels, seed, settings.per_concept).tobytes(), i < map_seeds)
+            if key not in cache:
+                cache[key] = analyse_seed(
                     X,
                     labels,
                     ids,
@@ -312,11 +317,19 @@ def analyze_paper(
                     with_map=i < map_seeds,
                     subconcept_distance=settings.subconcept_distance,
                 )
-            )
+            per_seed.append(cache[key])
+    distinct = len({key[0] for key in cache})
+    if distinct < len(seeds):
+        result.notes.append(
+            f"the {len(seeds)} seeds drew {distinct} distinct sample(s) (concepts with at most "
+            f"{settings.per_concept} LoCEs are taken whole), so the spread over seeds is "
+            f"{'zero' if distinct == 1 else 'that of these samples'}; each sample was analysed once"
+        )
     result.seconds["seeds"] = round(time.perf_counter() - clock, 3)
     numbers = pd.DataFrame([{"seed": s, **r.numbers} for s, r in zip(seeds, per_seed)])
     result.tables["seeds"] = numbers
     headline: dict[str, object] = {
+        "n_distinct_samples": distinct,
         "group_size": group_size(PURITY_PRESETS["relaxed"][0], labels.size),
         "group_size_strict": group_size(PURITY_PRESETS["strict"][0], labels.size),
         "n_seeds": len(seeds),
