@@ -177,3 +177,12 @@ def test_a_damaged_analysis_file_is_a_one_line_error_naming_it(tmp_path, capsys,
     assert code != 0 and len(err) == 1, err
     assert str(damaged.parent if name == "layers" else damaged) in err[0] and "Traceback" not in err[0]
     assert "loce analyze" in err[0]
+
+
+def test_findings_name_the_best_layer_with_its_chance_level(report):
+    data, _, _, labels = report
+    retrieval = [f for f in data.findings if "retrieval precision@1" in f.text]
+    assert len(retrieval) == 1 and retrieval[0].link == "analysis-retrieval"
+    n = len(labels) // len(CONCEPTS)  # equal concept sizes: chance (n - 1) / (N - 1)
+    assert f"(chance {(n - 1) / (len(labels) - 1):.3f})" in retrieval[0].text
+    assert any(f.topic == "which layer" and "concept purity" in f.text for f in data.findings)

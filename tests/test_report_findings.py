@@ -36,7 +36,8 @@ def test_best_layer_is_named_with_interval_and_separated_from_the_runner_up():
     (finding,) = best_layer_findings(head, "precision_at_1", "retrieval precision@1", "r")
     assert "best layer l2 with 0.800 [0.750, 0.850]" in finding.text
     assert "ahead of l3 with 0.600 [0.550, 0.650]" in finding.text
-    assert "do not overlap" in finding.text and "distinguishably better" in finding.text
+    assert "intervals (bootstrap over images, 95%) do not overlap" in finding.text
+    assert "distinguishably better" in finding.text
     assert "protocol: default" in finding.text and finding.link == "r"
 
 

@@ -97,6 +97,15 @@ def attribute_kind(values: pd.Series) -> str | None:
     return "categorical"
 
 
+def _binomial_p(hits: int, n: int, rate: float) -> float:
+    """One-sided p-value of at least ``hits`` of ``n`` at chance ``rate`` (a random choice within concepts)."""
+    from scipy.stats import binomtest
+
+    if n == 0 or not 0 < rate < 1:
+        return float("nan")
+    return float(binomtest(hits, n, rate, alternative="greater").pvalue)
+
+
 def outlier_hits(
     ranks: dict[str, np.ndarray], labels: np.ndarray, planted: np.ndarray, k: int = 5
 ) -> pd.DataFrame:
@@ -110,7 +119,8 @@ def outlier_hits(
 
     Returns:
         One row per method: ``k, n_top, hits, hit_rate, base_rate`` (the hit rate of a random choice of
-        ``min(k, n_c)`` LoCEs within each concept), ``lift`` (hit rate / base rate), ``n_planted``.
+        ``min(k, n_c)`` LoCEs within each concept), ``lift`` (hit rate / base rate), ``p_value`` (one-sided
+        binomial test of the hits against the base rate), ``n_planted``.
 
     Example:
         >>> r = {"m": np.array([1, 2, 3, 1, 2, 3])}
@@ -138,6 +148,7 @@ def outlier_hits(
                 "hit_rate": rate,
                 "base_rate": base,
                 "lift": rate / base if base > 0 else float("nan"),
+                "p_value": _binomial_p(hits, n_top, base),
                 "n_planted": int(planted.sum()),
             }
         )
@@ -176,14 +187,15 @@ def attribute_encoding(
 ) -> pd.DataFrame:
     """How well a linear read-out of the LoCEs predicts each attribute (cross-validated), against chance.
 
-    Numbers: R^2 of a ridge regression (standardised LoCEs), chance = the same with the targets shuffled.
+    Numbers: R^2 of a ridge regression (standardised LoCEs, its penalty chosen by leave-one-out inside each
+    training fold), chance = the same with the targets shuffled.
     Categories (2-10 values, each at least ``folds`` times): accuracy of a logistic regression, chance = the
     majority value's share. Attributes with fewer than ``min_values`` LoCEs carrying them are left out.
 
     Returns:
         One row per attribute: ``attribute, kind, n, score, chance, metric`` (``"R^2"`` or ``"accuracy"``).
     """
-    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -204,7 +216,7 @@ def attribute_encoding(
         rng = np.random.default_rng(seed)
         if kind == "numeric":
             y = values.to_numpy(float)
-            model = make_pipeline(StandardScaler(), Ridge(alpha=10.0))
+            model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 5, 13)))
             cv = KFold(folds, shuffle=True, random_state=seed)
             score = float(cross_val_score(model, Xp, y, cv=cv, scoring="r2").mean())
             chance = float(

@@ -375,8 +375,10 @@ def collect_findings(
             continue
         if len(runs) == 1:
             head = head.drop(columns=["run"])
+        retrieval = [o.tables["retrieval"] for o in outputs if "retrieval" in o.tables]
+        chance = F.retrieval_chance(pd.concat(retrieval, ignore_index=True)) if retrieval else {}
         found += F.best_layer_findings(
-            head, "precision_at_1", "retrieval precision@1", link or "analysis-retrieval"
+            head, "precision_at_1", "retrieval precision@1", link or "analysis-retrieval", chance=chance
         )
         found += F.best_layer_findings(head, "purity", "concept purity", link or "analysis-purity")
         if protocol == "default":

@@ -127,7 +127,7 @@ def best_layer_findings(
             second = ranked.iloc[1].to_dict()
             text += f", ahead of {second['layer']} with {with_interval(second, metric)}"
             if _has_interval(best, metric) and _has_interval(second, metric):
-                interval = str(best.get("interval") or "95% interval")
+                interval = str(best.get("interval") or "95% interval").split(" (")[0]
                 if _num(best[f"{metric}_ci_low"]) > _num(second[f"{metric}_ci_high"]):
                     text += f"; the intervals ({interval}) do not overlap: {best['layer']} is distinguishably better."
                 else:
@@ -365,9 +365,15 @@ def ground_truth_findings(tables: Mapping[str, pd.DataFrame], link: str | None) 
                 f"{r['method']} {r['hit_rate']:.1%} (chance {r['base_rate']:.1%})"
                 for r in at.to_dict("records")
             ]
-            verdict = (
-                "above chance" if best["hit_rate"] > 1.5 * best["base_rate"] else "not clearly above chance"
-            )
+            p = _num(best.get("p_value"))
+            if math.isfinite(p):
+                verdict = (
+                    f"above chance (one-sided binomial p = {p:.2g})"
+                    if p < 0.05
+                    else f"not distinguishable from chance (p = {p:.2g})"
+                )
+            else:
+                verdict = "above chance" if best["hit_rate"] > best["base_rate"] else "not above chance"
             found.append(
                 Finding(
                     "ground truth",
