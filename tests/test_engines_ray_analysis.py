@@ -16,6 +16,7 @@ from loce.cli.main import main
 from loce.engines import RayOptions
 from loce.engines.ray_analysis import (
     approximate_scan,
+    clustering_spread,
     exact_neighbours_of,
     ray_scan_neighbourhoods,
     recall_at_k,
@@ -104,3 +105,22 @@ def test_approximate_neighbours_recall_is_measured_against_the_exact_ones():
     assert measured >= 0.95 and abs(scan.quality["approximate_recall_at_10"] - measured) < 0.05
     assert np.isnan(scan.nearest).all() and np.isnan(scan.average_precision).all()
     assert any("not computed" in note for note in scan.notes)
+
+
+@pytest.mark.slow
+def test_clustering_on_stratified_samples_reports_its_spread(ray_cluster):
+    from loce.analysis.purity import concept_purity
+
+    X, labels = planted(n_per=150, concepts=4, dim=8)
+    figures, note = clustering_spread(X, labels, sample_size=200, seeds=4, ray_options=RayOptions(workers=2))
+    # the four samples' values are those of the same analysis run directly on each stratified sample
+    from loce.analysis.inputs import stratified_subsample
+
+    direct = [concept_purity(X[r], labels[r]).purity for r in (stratified_subsample(labels, 200, seed=s)
+                                                                for s in range(4))]  # fmt: skip
+    assert figures["purity"] == pytest.approx(np.mean(direct))
+    assert figures["purity_ci_low"] <= figures["purity"] <= figures["purity_ci_high"]
+    assert (
+        figures["purity_ci_low"] >= min(direct) - 1e-12 and figures["purity_ci_high"] <= max(direct) + 1e-12
+    )
+    assert "4 stratified samples of 200 of 600 LoCEs" in note

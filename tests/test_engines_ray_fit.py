@@ -23,6 +23,7 @@ from loce.data import load_coco
 from loce.engines import RayOptions
 from loce.engines.ray_cluster import EngineError, WorkerPlan, import_ray, plan_workers
 from loce.engines.ray_fit import FAULT_ENV, ray_embed_run, ray_fit_run
+from loce.errors import InputError
 from loce.pipeline import fit_run
 from loce.store import LoCEStore
 from planted_data import planted_model, write_planted_coco
@@ -102,6 +103,10 @@ def test_ray_fit_gives_the_local_rows(ray_cluster, planted_with_bad_inputs, tmp_
     assert again.images_done_before == 12 and again.images_processed == 0 and again.retried_embedded == 1
     assert_same_rows(tmp_path / "ray", tmp_path / "local")
     assert "corrupt_image" not in set(_rows(tmp_path / "ray")["status"])
+    # --strict: the worker's data error reaches the caller as the same one-line error as locally
+    with pytest.raises(InputError, match="img_002.png"):
+        ray_fit_run(load_coco(ann, images, strict=True), planted_model(), ["pool"], tmp_path / "strict",
+                    batch_size=4, strict=True, progress=False, ray_options=RayOptions(workers=1))  # fmt: skip
 
 
 @pytest.mark.slow

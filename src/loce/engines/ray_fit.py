@@ -140,8 +140,30 @@ def _maybe_die(faults: list[tuple[int, str, Path]], group: int, phase: str) -> N
 def decode_groups(batch: dict[str, np.ndarray], strict: bool = False) -> dict[str, np.ndarray]:
     """Ray Data task: decode each group of samples with :func:`loce.batches.load_batch` (skips recorded)."""
     loaded = np.empty(len(batch["samples"]), dtype=object)
-    loaded[:] = [load_batch(list(samples), strict) for samples in batch["samples"]]
-    return {"group": np.asarray(batch["group"]), "batch": loaded}
+    errors = []
+    for j, samples in enumerate(batch["samples"]):
+        try:
+            loaded[j] = load_batch(list(samples), strict)
+            errors.append("")
+        except LoceError as exc:  # --strict: the driver raises it (exceptions lose their type crossing Ray)
+            loaded[j] = None
+            errors.append(error_text(exc))
+    return {"group": np.asarray(batch["group"]), "batch": loaded, "error": np.array(errors, dtype=object)}
+
+
+def error_text(exc: LoceError) -> str:
+    """``"ClassName<TAB>message"`` of a :class:`~loce.errors.LoceError`, rebuilt in the driver by
+    :func:`raise_error_text`."""
+    return f"{type(exc).__name__}\t{exc}"
+
+
+def raise_error_text(text: str) -> None:
+    """Raise the :mod:`loce.errors` error that :func:`error_text` described (``LoceError`` for other classes)."""
+    import loce.errors
+
+    name, _, message = text.partition("\t")
+    cls = getattr(loce.errors, name, LoceError)
+    raise (cls if isinstance(cls, type) and issubclass(cls, LoceError) else LoceError)(message)
 
 
 def _stats(
@@ -198,21 +220,27 @@ class ModelWorker:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {}
-        for group, loaded in zip(batch["group"], batch["batch"], strict=True):
+        for group, loaded, error in zip(batch["group"], batch["batch"], batch["error"], strict=True):
             group = int(group)
             timings = RunTimings()
-            path = self.target.path(group)
-            rows = self._existing(path, loaded.sample_ids)
-            written = rows is None
-            if written:
-                rows = group_rows(loaded, self.capture, timings, self.process)
-                _maybe_die(self.faults, group, "before_write")
-                t0 = time.perf_counter()
-                write_shard(path.parent, self.target.job, self.target.base + group,
-                            build_table(rows, defaults=self.target.defaults))  # fmt: skip
-                timings.write += time.perf_counter() - t0
-                _maybe_die(self.faults, group, "after_write")
-            for key, value in _stats(group, rows, len(loaded.samples), timings, written).items():
+            try:
+                if error:
+                    raise_error_text(error)
+                path = self.target.path(group)
+                rows = self._existing(path, loaded.sample_ids)
+                written = rows is None
+                if written:
+                    rows = group_rows(loaded, self.capture, timings, self.process)
+                    _maybe_die(self.faults, group, "before_write")
+                    t0 = time.perf_counter()
+                    write_shard(path.parent, self.target.job, self.target.base + group,
+                                build_table(rows, defaults=self.target.defaults))  # fmt: skip
+                    timings.write += time.perf_counter() - t0
+                    _maybe_die(self.faults, group, "after_write")
+                stats = {**_stats(group, rows, len(loaded.samples), timings, written), "error": ""}
+            except LoceError as exc:
+                stats = {**_stats(group, [], 0, timings, False), "error": error_text(exc)}
+            for key, value in stats.items():
                 out.setdefault(key, []).append(value)
         return out
 
@@ -335,6 +363,8 @@ def _run_pipeline(
     stats = []
     try:
         for row in data.iter_rows():
+            if row["error"]:
+                raise_error_text(row["error"])
             stats.append(row)
             summary.images_processed += row["images"]
             summary.vectors += row["vectors"]
@@ -347,6 +377,8 @@ def _run_pipeline(
             if bar is not None:
                 bar.update(row["images"])
                 bar.set_postfix(summary.progress_postfix(time.perf_counter() - start), refresh=False)
+    except LoceError:
+        raise
     except Exception as exc:
         raise _user_error(exc) from None
     finally:
