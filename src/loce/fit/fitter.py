@@ -3,7 +3,9 @@
 Estimator style: settings in the constructor, ``fit`` returns ``self``, results in trailing-underscore
 attributes. Degenerate samples (empty or full mask, non-finite or spatially constant activations) are never
 fitted: they get a zero vector, ``nan`` IoU and loss, 0 steps, and a reason in ``status_`` with a sentence in
-``detail_``, so nothing downstream ever sees a NaN vector.
+``detail_``, so nothing downstream ever sees a NaN vector. Channels of extreme magnitude are rescaled by exact
+powers of two before fitting and the LoCE scaled back (:func:`channel_scales`), so activations of 1e25 or 1e-30
+fit like ordinary ones; an empty batch gives empty results.
 """
 
 from __future__ import annotations
