@@ -186,3 +186,22 @@ def test_findings_name_the_best_layer_with_its_chance_level(report):
     n = len(labels) // len(CONCEPTS)  # equal concept sizes: chance (n - 1) / (N - 1)
     assert f"(chance {(n - 1) / (len(labels) - 1):.3f})" in retrieval[0].text
     assert any(f.topic == "which layer" and "concept purity" in f.text for f in data.findings)
+
+
+def test_paper_protocol_numbers_get_their_own_labelled_section(tmp_path):
+    run, _, _ = make_run(tmp_path)
+    fast = AnalysisSettings(map_method="pca", ks=(1, 5), bootstrap=20)
+    analyze_run(run, settings=fast)
+    analyze_run(
+        run, settings=AnalysisSettings(map_method="pca", ks=(1, 5), seeds=3, map_seeds=0), protocol="paper"
+    )
+    data = collect_report([run], tmp_path / "report", examples_per_concept=0, progress=False)
+    (paper,) = [s for s in data.sections if s.title == "Paper protocol"]
+    assert paper.key == "paper-protocol" and all("(protocol: paper)" in t.title for t in paper.tables)
+    headline = next(t.frame for t in paper.tables if t.title.startswith("Headline"))
+    assert set(headline["protocol"]) == {"paper"}
+    default = next(s for s in data.sections if s.title == "Distribution analyses").tables[0].frame
+    assert set(default["protocol"]) == {"default"}
+    texts = [f.text for f in data.findings if f.topic == "which layer"]
+    assert any("(protocol: paper)" in t for t in texts) and any("(protocol: default)" in t for t in texts)
+    assert all(f.link == "paper-protocol" for f in data.findings if "(protocol: paper)" in f.text)
