@@ -48,9 +48,13 @@ def task_ranges(n: int, rows: int, tasks: int) -> list[tuple[int, int]]:
 
 
 def _scan_task(scorer: BlockScorer, index: ConceptIndex, start: int, stop: int, options: dict) -> RowScan:
+    import warnings
+
     from loce.runs import peak_memory_mb
 
-    part = scan_rows(scorer, index, start, stop, **options)
+    with warnings.catch_warnings():  # the object store's arrays are read-only; the scorer only reads them
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        part = scan_rows(scorer, index, start, stop, **options)
     part.timings["peak_memory_mb"] = peak_memory_mb()
     return part
 
