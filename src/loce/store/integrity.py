@@ -179,9 +179,14 @@ def _duplicates(job: str, paths: list[Path], tables: list[pa.Table]) -> Problem 
     """Rows of one job with the same key in several places; the later shards are the ones to move aside."""
     import pandas as pd
 
-    frames = [t.select(KEY_COLUMNS).to_pandas().assign(_shard=k) for k, t in enumerate(tables)]
-    if not frames:
+    if not tables:
         return None
+    counts = pa.concat_tables([t.select(KEY_COLUMNS) for t in tables]).group_by(
+        KEY_COLUMNS, use_threads=False
+    )
+    if pc.max(counts.aggregate([([], "count_all")])["count_all"]).as_py() <= 1:
+        return None  # the usual case, decided in Arrow; the shards are attributed below only on a duplicate
+    frames = [t.select(KEY_COLUMNS).to_pandas().assign(_shard=k) for k, t in enumerate(tables)]
     keys = pd.concat(frames, ignore_index=True)
     dup = keys.duplicated(KEY_COLUMNS, keep=False)
     if not dup.any():
@@ -205,13 +210,13 @@ def _duplicates(job: str, paths: list[Path], tables: list[pa.Table]) -> Problem 
 def _overlaps(tables: dict[str, list[pa.Table]]) -> list[Overlap]:
     import pandas as pd
 
+    if len([job for job, parts in tables.items() if parts]) < 2:
+        return []
     frames = []
     for job, parts in tables.items():
         for table in parts:
             ok = pc.and_(pc.equal(table["status"], OK), pc.is_valid(table["layer"]))
             frames.append(table.filter(ok).select(OVERLAP_KEY).to_pandas().assign(job=job))
-    if len(tables) < 2 or not frames:
-        return []
     rows = pd.concat(frames, ignore_index=True).drop_duplicates([*OVERLAP_KEY, "job"])
     shared = rows[rows.duplicated(OVERLAP_KEY, keep=False)]
     if shared.empty:
