@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -379,23 +380,20 @@ def _bootstrap(
         if retrieval.average_precision is not None:
             columns.append(("mean_average_precision", retrieval.average_precision))
         table = result.tables["retrieval"]
-        groups = {c: labels == c for c in table["concept"] if c in set(labels.tolist())}
+        present = set(labels.tolist())
+        groups = {c: labels == c for c in table["concept"] if c in present}
         groups["(all)"] = np.ones(labels.size, dtype=bool)
         for name, values in columns:
             intervals[name] = percentile_interval(boot.weighted_means(values))
-            low, high = [], []
-            for concept in table["concept"]:
-                if concept in groups:
-                    ci = percentile_interval(boot.weighted_means(np.where(groups[concept], values, np.nan)))
-                else:  # (mean of concepts)
-                    per = [
-                        boot.weighted_means(np.where(groups[c], values, np.nan))
-                        for c in groups
-                        if c != "(all)"
-                    ]
-                    ci = percentile_interval(np.nanmean(np.stack(per), axis=0))
-                low.append(ci[0])
-                high.append(ci[1])
+            replicates = {
+                c: boot.weighted_means(np.where(rows, values, np.nan)) for c, rows in groups.items()
+            }
+            per_concept = np.stack([r for c, r in replicates.items() if c != "(all)"])
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a resample without any LoCE of a concept
+                replicates["(mean of concepts)"] = np.nanmean(per_concept, axis=0)
+            cis = [percentile_interval(replicates[c]) for c in table["concept"]]
+            low, high = [c[0] for c in cis], [c[1] for c in cis]
             position = table.columns.get_loc(name) + 1
             table.insert(position, f"{name}_ci_high", high)
             table.insert(position, f"{name}_ci_low", low)
