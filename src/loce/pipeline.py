@@ -32,7 +32,10 @@ def _strip_index(detail: str) -> str:
 
 
 def loce_rows(
-    batch: LoadedBatch, activations: dict[str, torch.Tensor], fitter: LoCEFitter
+    batch: LoadedBatch,
+    activations: dict[str, torch.Tensor],
+    fitter: LoCEFitter,
+    frame_mask: Any = None,
 ) -> list[dict[str, Any]]:
     """Fit every pair of ``batch`` at every layer of ``activations``; return the store rows.
 
@@ -40,7 +43,10 @@ def loce_rows(
     final loss, steps, mask (encoded once by the store), box and instance attributes.
     """
     index = torch.as_tensor([p.image_index for p in batch.pairs])
-    targets = fitter.prepare_targets([p.mask for p in batch.pairs])
+    # Masks are moved into the model's input frame exactly as their images were (letterbox, crop); the stored
+    # mask stays the image's own.
+    masks = [p.mask if frame_mask is None else frame_mask(p.mask) for p in batch.pairs]
+    targets = fitter.prepare_targets(masks)
     rows: list[dict[str, Any]] = []
     for layer, acts in activations.items():
         fitter.fit(acts.index_select(0, index), targets=targets)
@@ -83,7 +89,7 @@ def loce_processor(
         activations = capture(model.preprocessing(batch.images).to(device))
         timings.forward += time.perf_counter() - t0
         t0 = time.perf_counter()
-        rows = loce_rows(batch, activations, fitter)
+        rows = loce_rows(batch, activations, fitter, getattr(model.preprocessing, "frame_mask", None))
         timings.fit += time.perf_counter() - t0
         return rows
 

@@ -21,6 +21,53 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 _RESIZE = "bilinear-stretch"
+RESIZE_MODES = ("stretch", "letterbox", "shorter-side-crop")
+_RESIZE_NAMES = {"stretch": _RESIZE, "letterbox": "letterbox", "shorter-side-crop": "shorter-side-crop"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an H x W image lands in the model input: resized to ``resized`` (h, w), then put at ``offset``
+    (top, left) of the input frame (negative offsets crop). The one geometric transform of images and masks.
+
+    Example:
+        >>> Placement.of((100, 200), (50, 50), "letterbox")
+        Placement(resized=(25, 50), offset=(12, 0), frame=(50, 50))
+    """
+
+    resized: tuple[int, int]
+    offset: tuple[int, int]
+    frame: tuple[int, int]
+
+    @classmethod
+    def of(cls, image_size: tuple[int, int], frame: tuple[int, int], mode: str) -> Placement:
+        """The placement of an image of ``image_size`` (H, W) in ``frame`` (H', W') under a resize ``mode``."""
+        (height, width), (fh, fw) = image_size, frame
+        if mode == "stretch":
+            return cls((fh, fw), (0, 0), (fh, fw))
+        scale = (min if mode == "letterbox" else max)(fh / height, fw / width)
+        rh, rw = max(1, round(height * scale)), max(1, round(width * scale))
+        return cls((rh, rw), ((fh - rh) // 2, (fw - rw) // 2), (fh, fw))
+
+    def apply(self, tensor: torch.Tensor, *, mode: str, fill: float = 0.0) -> torch.Tensor:
+        """Place a C x H x W tensor: resize with ``mode`` (``"bilinear"`` images, ``"nearest-exact"`` masks),
+        pad with ``fill`` or crop to the frame."""
+        if tuple(tensor.shape[1:]) != self.resized:
+            antialias = mode == "bilinear"
+            kwargs = {"align_corners": False, "antialias": True} if antialias else {}
+            tensor = F.interpolate(tensor[None], size=self.resized, mode=mode, **kwargs)[0]
+        if self.offset == (0, 0) and self.resized == self.frame:
+            return tensor
+        out = torch.full((tensor.shape[0], *self.frame), fill, dtype=tensor.dtype)
+        top, left = self.offset
+        src_top, src_left = max(0, -top), max(0, -left)
+        dst_top, dst_left = max(0, top), max(0, left)
+        h = min(self.resized[0] - src_top, self.frame[0] - dst_top)
+        w = min(self.resized[1] - src_left, self.frame[1] - dst_left)
+        out[:, dst_top : dst_top + h, dst_left : dst_left + w] = tensor[
+            :, src_top : src_top + h, src_left : src_left + w
+        ]
+        return out
 
 
 @dataclass(frozen=True)
@@ -28,7 +75,10 @@ class Preprocessing:
     """Input size and normalisation a model expects.
 
     Attributes:
-        size: ``(height, width)`` every image is stretched to.
+        size: ``(height, width)`` of the model input.
+        resize: how an image reaches ``size``: ``"stretch"`` (the whole image, aspect changed), ``"letterbox"``
+            (aspect kept, padded with black), ``"shorter-side-crop"`` (aspect kept, shorter side fills, centre
+            crop). Masks follow the same :class:`Placement` (:meth:`frame_mask`).
         mean: per-channel mean (RGB) subtracted after scaling pixels to [0, 1].
         std: per-channel standard deviation (RGB) divided by after subtracting ``mean``.
 
@@ -42,8 +92,13 @@ class Preprocessing:
     size: tuple[int, int] = (224, 224)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    resize: str = "stretch"
 
     def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(
+                f"Preprocessing resize must be one of {', '.join(RESIZE_MODES)}, got {self.resize!r}"
+            )
         size = tuple(int(v) for v in self.size)
         mean = tuple(float(v) for v in self.mean)
         std = tuple(float(v) for v in self.std)
@@ -84,16 +139,34 @@ class Preprocessing:
             if not array.flags.writeable or not array.flags.c_contiguous:
                 array = np.array(array, order="C")  # torch refuses read-only memory (e.g. decoded by PIL)
             pixels = torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
-            if tuple(pixels.shape[1:]) != self.size:
+            if self.resize != "stretch":
+                placement = Placement.of(tuple(pixels.shape[1:]), self.size, self.resize)
+                pixels = placement.apply(pixels, mode="bilinear").clamp_(0.0, 1.0)
+            elif tuple(pixels.shape[1:]) != self.size:
                 pixels = F.interpolate(
                     pixels[None], size=self.size, mode="bilinear", align_corners=False, antialias=True
                 )[0].clamp_(0.0, 1.0)
             batch.append((pixels - mean) / std)
         return torch.stack(batch)
 
+    def frame_mask(self, mask: np.ndarray) -> np.ndarray:
+        """A boolean mask of an image moved into the model's input frame exactly as the image is (the same
+        :class:`Placement`); under ``"stretch"`` the mask is returned as it is (it aligns with the whole grid).
+
+        Example:
+            >>> Preprocessing(size=(4, 4), resize="letterbox").frame_mask(np.ones((2, 4), bool)).astype(int)[:, 0]
+            array([0, 1, 1, 0])
+        """
+        if self.resize == "stretch":
+            return mask
+        placement = Placement.of(tuple(mask.shape[:2]), self.size, self.resize)
+        tensor = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+        return placement.apply(tensor, mode="nearest-exact")[0].numpy() >= 0.5
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description for the run manifest (inverse of :meth:`from_dict`)."""
-        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std), "resize": _RESIZE}
+        resize = _RESIZE_NAMES[self.resize]
+        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std), "resize": resize}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
@@ -103,12 +176,18 @@ class Preprocessing:
             InputError: the dictionary lacks a key or describes another resize method.
         """
         resize = data.get("resize", _RESIZE)
-        if resize != _RESIZE:
+        modes = {name: mode for mode, name in _RESIZE_NAMES.items()}
+        if resize not in modes:
             raise InputError(
-                f"preprocessing resize method {resize!r} is unknown; this loce supports {_RESIZE!r}."
+                f"preprocessing resize method {resize!r} is unknown; this loce supports {', '.join(modes)}."
             )
         try:
-            return cls(size=tuple(data["size"]), mean=tuple(data["mean"]), std=tuple(data["std"]))
+            return cls(
+                size=tuple(data["size"]),
+                mean=tuple(data["mean"]),
+                std=tuple(data["std"]),
+                resize=modes[resize],
+            )
         except KeyError as exc:
             raise InputError(f"preprocessing description {dict(data)!r} lacks the key {exc}.") from None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from loce.preprocessing import RESIZE_MODES
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the examples in epilogs as written and shows defaults (but not empty ones: None, False)."""
@@ -143,6 +145,11 @@ def add_model_options(parser: argparse.ArgumentParser, *, layers_required: bool 
     group.add_argument(
         "--input-size", type=int, nargs=2, metavar=("H", "W"), help="override the model's input size"
     )
+    group.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        help="how images reach the input size (default: stretch); masks are moved the same way",
+    )
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or mps")
     group.add_argument(
         "--batch-size", type=int, default=32, help="images per forward pass (and per store shard)"
@@ -230,6 +237,8 @@ def load_model_from_args(args: argparse.Namespace):
             print(f"loce: warning: {warning.message}", file=sys.stderr)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if getattr(args, "resize", None):
+        model.preprocessing = replace(model.preprocessing, resize=args.resize)
     if args.input_size:
         own_size = model.preprocessing.size
         model.preprocessing = replace(model.preprocessing, size=tuple(args.input_size))
