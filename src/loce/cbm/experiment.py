@@ -348,7 +348,8 @@ def _loce_maps(loce_run, loce_layer, first, concepts, items, features_of, notes)
     if not means:
         notes.append(f"no concept of the CBMs has LoCEs at {layer} in {loce_run}; LoCE localisation left out")
         return None, None, None, None
-    feats = torch.as_tensor(features_of(spec.model, spec.preprocessing, layer))
+    identity = spec.model_identity or {"spec": spec.model, "preprocessing": spec.preprocessing}
+    feats = torch.as_tensor(features_of(identity, layer))
     logits_have = concept_logits(np.stack([m.vector for m in means]), feats).numpy()
     logits = np.zeros((logits_have.shape[0], len(concepts), *logits_have.shape[2:]), dtype=np.float32)
     for j, concept in enumerate(have):
