@@ -26,6 +26,7 @@ from loce.data.sample import Sample
 from loce.errors import InputError
 from loce.models import LoadedModel
 from loce.store import JobSpec, LoCEStore
+from loce.store.layer_order import module_depths
 from loce.store.shards import read_shard
 from loce.store.store import is_file_skip
 
@@ -159,6 +160,7 @@ def job_spec(
         dataset=dataset.describe(),
         seed=seed,
         model_identity=model.identity(),
+        layer_depth=module_depths(model.module, layers),
     )
 
 

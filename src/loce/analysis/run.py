@@ -49,6 +49,7 @@ from loce.analysis.separation import ConceptSeparation, confused_pairs, scan_dty
 from loce.analysis.subconcepts import METHODS as SUBCONCEPT_METHODS
 from loce.analysis.subconcepts import find_subconcepts
 from loce.errors import LoceError
+from loce.store.layer_order import LayerOrder
 
 RUN_ANALYSES = ("retrieval", "separation", "confusion", "purity", "outliers", "gmm", "subconcepts")
 SUMMARY_VERSION = 3
@@ -492,7 +493,7 @@ def small_problem_threads():
 def _pairs(store, layers: Sequence[str] | None, models: Sequence[str] | None) -> list[tuple[str, str]]:
     found = store.table(["model", "layer", "method", "status"]).to_pandas()
     found = found[(found["status"] == "ok") & (found["method"] == "loce")].dropna(subset=["layer"])
-    pairs = sorted(set(zip(found["model"], found["layer"])))
+    pairs = LayerOrder.from_manifests([store.manifest]).sort_pairs(zip(found["model"], found["layer"]))
     if models:
         pairs = [p for p in pairs if p[0] in models]
     if layers:

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 
 from loce.analysis import AnalysisError, compare, stratified_subsample
 from loce.errors import StoreError
-from loce.store import LoCEStore
+from loce.store import LayerOrder, LoCEStore
 
 PER_SAMPLE = ("loce", "crop", "window", "masked-pool")
 """Methods with one vector per (image, concept); their sets get every metric."""
@@ -78,11 +77,10 @@ def list_embeddings(
         return pd.DataFrame(columns=["model", "method", "layer", "n"])
     sets = frame.groupby(["model", "method", "layer"]).size().rename("n").reset_index()
 
-    def natural(text: str) -> list[object]:  # "_blocks.5" before "_blocks.10"
-        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
-
+    order = LayerOrder.from_manifests([store.manifest])  # layers as the network orders them
     key = sets.apply(
-        lambda r: (r["model"], natural(r["layer"]), METHOD_ORDER.get(r["method"], 9), r["method"]), axis=1
+        lambda r: (*order.pair_key(r["model"], r["layer"]), METHOD_ORDER.get(r["method"], 9), r["method"]),
+        axis=1,
     )
     return sets.iloc[sorted(range(len(sets)), key=lambda i: key.iloc[i])].reset_index(drop=True)
 

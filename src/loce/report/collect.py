@@ -23,6 +23,7 @@ from loce.report.data import FigureRef, LoceMap, ReportData, Section, Table, Tag
 from loce.report.profile import SectionTimer
 from loce.report.thumbnails import object_crop
 from loce.store import OK, LoCEStore, mask_from_rle
+from loce.store.layer_order import LayerOrder
 
 LOCE_METHOD = "loce"
 LIGHT_COLUMNS = [
@@ -62,10 +63,13 @@ def read_rows(runs: Sequence[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def overview_facts(rows: pd.DataFrame, methods: Sequence[str] = ()) -> dict[str, object]:
+def overview_facts(
+    rows: pd.DataFrame, methods: Sequence[str] = (), layer_order: LayerOrder | None = None
+) -> dict[str, object]:
     """Headline numbers of the runs' LoCE rows: models, layers, images, concepts, LoCEs, skips and IoU.
 
-    ``methods`` lists every embedding method the runs hold (shown when there are baselines beside LoCE).
+    ``methods`` lists every embedding method the runs hold (shown when there are baselines beside LoCE);
+    layers are listed in network order (``layer_order``, default natural order).
 
     Example:
         >>> overview_facts(read_rows([Path("RUN")]))["LoCEs"]  # doctest: +SKIP
@@ -76,7 +80,7 @@ def overview_facts(rows: pd.DataFrame, methods: Sequence[str] = ()) -> dict[str,
     if rows["run"].nunique() > 1:
         facts["runs"] = rows["run"].nunique()
     facts["models"] = ", ".join(sorted(rows["model"].dropna().unique(), key=natural_key))
-    facts["layers"] = ", ".join(sorted(rows["layer"].dropna().unique(), key=natural_key))
+    facts["layers"] = ", ".join((layer_order or LayerOrder()).sort(rows["layer"].dropna().unique()))
     if len(methods) > 1:
         facts["methods"] = ", ".join(methods)
     facts["images"] = int(rows[["run", "image"]].drop_duplicates().shape[0])
@@ -88,8 +92,9 @@ def overview_facts(rows: pd.DataFrame, methods: Sequence[str] = ()) -> dict[str,
     return facts
 
 
-def quality_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """LoCEs, skips, mean / median IoU and IoU-0 counts per (model, layer, concept), naturally sorted."""
+def quality_table(rows: pd.DataFrame, layer_order: LayerOrder | None = None) -> pd.DataFrame:
+    """LoCEs, skips, mean / median IoU and IoU-0 counts per (model, layer, concept): models and concepts
+    naturally sorted, layers in network order (``layer_order``, default natural order)."""
     data = rows.dropna(subset=["layer", "concept"]).assign(
         ok=lambda f: f["status"] == OK, ok_iou=lambda f: f["iou"].where(f["status"] == OK)
     )
@@ -104,8 +109,10 @@ def quality_table(rows: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
+    layer_order = layer_order or LayerOrder()
     order = table[["model", "layer", "concept"]].apply(
-        lambda r: tuple(natural_key(str(v)) for v in r), axis=1
+        lambda r: (*layer_order.pair_key(str(r["model"]), str(r["layer"])), natural_key(str(r["concept"]))),
+        axis=1,
     )
     return table.iloc[sorted(range(len(table)), key=lambda i: order.iloc[i])].reset_index(drop=True)
 
@@ -260,6 +267,7 @@ def collect_report(
     if rows.empty:
         raise StoreError(f"no LoCE rows in {', '.join(str(r) for r in runs)}; run `loce fit` first")
     ok = rows[rows["status"] == OK]
+    layer_order = LayerOrder.from_runs(runs)
     colors = concept_colors(all_rows["concept"].dropna().unique())
     models = sorted(ok["model"].dropna().unique(), key=natural_key)
     bar = _progress(len(models) + (len(runs) if examples_per_concept else 0), progress, "report figures")
@@ -273,7 +281,7 @@ def collect_report(
     for model in models:
         with timer("LoCE quality figures"):
             frame = ok[ok["model"] == model]
-            layers = sorted(frame["layer"].unique(), key=natural_key)
+            layers = layer_order.sort(frame["layer"].unique(), model=model)
             fig = iou_distributions(
                 frame, layer_order=layers, colors=colors, title=f"IoU per concept · {model}"
             )
@@ -282,7 +290,7 @@ def collect_report(
                 FigureRef(path, f"IoU per concept and layer of {model}", Tags(model=model), wide=True)
             )
             bar.update()
-    quality.tables.append(Table("IoU per model, layer and concept", quality_table(rows)))
+    quality.tables.append(Table("IoU per model, layer and concept", quality_table(rows, layer_order)))
 
     sections = [quality]
     if examples_per_concept > 0:
@@ -324,7 +332,9 @@ def collect_report(
     sections.extend(provided_sections(context))
     for writer in context.writers:
         writer.prune()
-    overview = overview_facts(rows, methods=sorted(all_rows["method"].dropna().unique()))
+    overview = overview_facts(
+        rows, methods=sorted(all_rows["method"].dropna().unique()), layer_order=layer_order
+    )
     with timer("findings"):
         findings = collect_findings(runs, context, rows, overview)
 
@@ -343,6 +353,7 @@ def collect_report(
         sections=sections,
         concepts=sorted(colors),
         findings=findings,
+        layer_order=layer_order,
     )
 
 
@@ -392,7 +403,7 @@ def collect_findings(
                 found += F.confusion_findings(
                     frame if len(runs) > 1 else frame.drop(columns=["run"]), head, "analysis-separation"
                 )
-    found += F.convergence_findings(quality_table(rows), "quality")
+    found += F.convergence_findings(quality_table(rows, LayerOrder.from_runs(runs)), "quality")
     comparison = context.tables.get("comparison")
     if comparison is not None:
         found += F.baseline_findings(comparison, "methods")

@@ -7,22 +7,13 @@ tables and maps drive the report's navigation: choosing a layer in the nav bar h
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-
-def natural_key(text: str) -> list[object]:
-    """Sort key that orders ``blocks.5`` before ``blocks.11``.
-
-    Example:
-        >>> sorted(["blocks.11", "blocks.5"], key=natural_key)
-        ['blocks.5', 'blocks.11']
-    """
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+from loce.store.layer_order import LayerOrder, natural_key
 
 
 @dataclass
@@ -141,6 +132,7 @@ class ReportData:
             with, so they agree). Default: collected from maps, tags and table columns.
         subtitle: a line under the title (e.g. the run directories).
         findings: what was found, in sentences (:class:`loce.report.findings.Finding`), shown first.
+        layer_order: how layers are ordered in the nav bar (:class:`loce.store.LayerOrder`; default natural order).
     """
 
     title: str
@@ -151,9 +143,11 @@ class ReportData:
     concepts: list[str] | None = None
     subtitle: str = ""
     findings: list[Any] = field(default_factory=list)
+    layer_order: LayerOrder = field(default_factory=LayerOrder)
 
     def all_tags(self) -> dict[str, list[str]]:
-        """Layer, model and concept values mentioned anywhere, naturally sorted (the nav bar's filter choices)."""
+        """Layer, model and concept values mentioned anywhere (the nav bar's filter choices): layers in network
+        order (:attr:`layer_order`), models and concepts naturally sorted."""
         found: dict[str, set[str]] = {"layer": set(), "model": set(), "concept": set(self.concepts or [])}
         tagged: list[Tags] = [t.tags for t in self.overview_tables] + [m.tags for m in self.maps]
         for section in self.sections:
@@ -169,4 +163,6 @@ class ReportData:
             for name in found:
                 if name in table.frame.columns:
                     found[name].update(str(v) for v in table.frame[name].dropna().unique())
-        return {name: sorted(values, key=natural_key) for name, values in found.items()}
+        tags = {name: sorted(values, key=natural_key) for name, values in found.items()}
+        tags["layer"] = self.layer_order.sort(tags["layer"])
+        return tags

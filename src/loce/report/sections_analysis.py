@@ -34,6 +34,7 @@ from loce.report.collect import SectionContext
 from loce.report.data import FigureRef, Section, Table, Tags, natural_key
 from loce.report.figure_cache import FigureWriter
 from loce.report.findings import ground_truth_findings
+from loce.store.layer_order import LayerOrder
 
 TABLE_NAMES = (
     "headline",
@@ -132,7 +133,8 @@ def _layers(outputs: list[AnalysisOutput]) -> list[AnalysedLayer]:
             prefix = f"{output.run.name} · " if several else ""
             data = read_figure_data(directory)  # a damaged file: AnalysisError naming it
             found.append(AnalysedLayer(output.run, data, prefix, directory))
-    return sorted(found, key=lambda a: (str(a.run), natural_key(a.data.model), natural_key(a.data.layer)))
+    order = LayerOrder.from_runs([o.run for o in outputs])
+    return sorted(found, key=lambda a: (str(a.run), *order.pair_key(a.data.model, a.data.layer)))
 
 
 def _without_run(frame: pd.DataFrame, several: bool) -> pd.DataFrame:
@@ -197,7 +199,7 @@ def _retrieval_curves(layers, outputs, save: FigureWriter) -> list[FigureRef]:
     if not any(a.data.queries is not None for a in layers):
         return []
     models = {a.data.model for a in layers}
-    order = sorted({a.data.layer for a in layers}, key=natural_key)
+    order = LayerOrder.from_runs([o.run for o in outputs]).sort(a.data.layer for a in layers)
     holder: dict[str, dict] = {}
 
     def draw():

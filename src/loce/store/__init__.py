@@ -9,6 +9,7 @@ Example:
     >>> # X, meta = LoCEStore.open("RUN").vectors(layer="_blocks.10")
 """
 
+from loce.store.layer_order import LayerOrder, natural_key
 from loce.store.manifest import JobSpec, Manifest, package_versions, read_manifest, write_manifest
 from loce.store.query import matrix_from_lists
 from loce.store.rle import mask_from_rle, rle_from_mask
@@ -25,12 +26,14 @@ __all__ = [
     "OK",
     "SCHEMA",
     "JobSpec",
+    "LayerOrder",
     "LoCEStore",
     "Manifest",
     "build_table",
     "list_shards",
     "mask_from_rle",
     "matrix_from_lists",
+    "natural_key",
     "package_versions",
     "read_manifest",
     "read_shard",

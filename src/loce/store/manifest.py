@@ -106,6 +106,9 @@ class JobSpec:
             pretrained, weights source, preprocessing); empty in runs written before it was recorded. A job whose
             recorded fingerprint differs from the model's is refused (:meth:`weights_mismatch`); an empty one
             resumes as before.
+        layer_depth: each layer's position in ``model.named_modules()`` (:func:`loce.store.layer_order.module_depths`),
+            so tables and figures order layers as the network does (:class:`loce.store.LayerOrder`); empty in runs
+            written before it was recorded. Not compared on resume.
 
     Example:
         >>> JobSpec("lite0", model="efficientnet-lite0", layers=["_blocks.10"], settings_id="paper-1a2b").layers
@@ -122,11 +125,12 @@ class JobSpec:
     dataset: dict[str, Any] = field(default_factory=dict)
     seed: int | None = 0
     model_identity: dict[str, Any] = field(default_factory=dict)
+    layer_depth: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         layers = (self.layers,) if isinstance(self.layers, str) else tuple(str(x) for x in self.layers)
         object.__setattr__(self, "layers", layers)
-        for name in ("preprocessing", "fit_settings", "dataset", "model_identity"):
+        for name in ("preprocessing", "fit_settings", "dataset", "model_identity", "layer_depth"):
             object.__setattr__(self, name, to_json_value(dict(getattr(self, name) or {}), name))
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +146,7 @@ class JobSpec:
             "dataset": self.dataset,
             "seed": self.seed,
             "model_identity": self.model_identity,
+            "layer_depth": self.layer_depth,
         }
 
     @classmethod
