@@ -60,3 +60,17 @@ def test_resize_mode_is_recorded_and_read_back():
     prep = Preprocessing(size=(32, 48), resize="letterbox")
     assert prep.to_dict()["resize"] == "letterbox" and Preprocessing.from_dict(prep.to_dict()) == prep
     assert Preprocessing().to_dict()["resize"] == "bilinear-stretch"  # older runs keep their description
+
+
+def test_steps_that_align_masks_with_the_whole_image_refuse_other_modes(tmp_path):
+    from loce.baselines.run import embed_run
+    from loce.data import load_coco
+    from loce.errors import InputError
+    from loce.models import load_model
+    from planted_data import write_planted_coco
+
+    ann, images = write_planted_coco(tmp_path / "data", n=1)
+    model = load_model(InputIsActivation(), preprocessing=Preprocessing(size=(64, 64), resize="letterbox"))
+    with pytest.raises(InputError, match="supports only --resize stretch, not 'letterbox'"):
+        embed_run(load_coco(ann, images), model, "masked-pool", tmp_path / "run", ["image"], progress=False)
+    assert not (tmp_path / "run").exists()

@@ -275,3 +275,18 @@ class CallablePreprocessing:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description for the run manifest (such a run's model cannot be rebuilt from it)."""
         return {"resize": CALLABLE_RESIZE, "callable": self.name, "size": list(self.size)}
+
+
+def require_stretch(preprocessing: Any, what: str) -> None:
+    """Refuse a resize mode other than ``"stretch"`` for a step that aligns masks with the whole image (only the
+    LoCE fit moves masks by the :class:`Placement`).
+
+    Raises:
+        InputError: ``preprocessing.resize`` is ``"letterbox"`` or ``"shorter-side-crop"``.
+    """
+    resize = getattr(preprocessing, "resize", "stretch")
+    if resize != "stretch":
+        raise InputError(
+            f"{what} aligns masks with the whole image and supports only --resize stretch, not {resize!r}; "
+            "use --resize stretch (the default) here."
+        )

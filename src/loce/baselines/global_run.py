@@ -74,6 +74,9 @@ def global_run(
     Example:
         >>> global_run(ds, load_model("efficientnet-lite0"), ["_blocks.14"], "RUN")  # doctest: +SKIP
     """
+    from loce.preprocessing import require_stretch
+
+    require_stretch(getattr(model, "preprocessing", None), "the global baseline")
     start = time.perf_counter()
     layers = list(dict.fromkeys(layers))
     if not layers:

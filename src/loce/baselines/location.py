@@ -312,6 +312,9 @@ def location_analysis(
         >>> result = location_analysis(load_model("efficientnet-lite0"), positioned, ["_blocks.10"])  # doctest: +SKIP
         >>> result.scores[["method", "layer", "r2"]]  # doctest: +SKIP
     """
+    from loce.preprocessing import require_stretch
+
+    require_stretch(getattr(model, "preprocessing", None), "the location analysis")
     embeddings = embed_positions(
         model, positioned, layers, methods, options=options, settings=settings, device=device
     )

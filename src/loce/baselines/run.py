@@ -142,6 +142,9 @@ def embed_run(
         >>> summary = embed_run(ds, load_model("efficientnet-lite0"), "window", "RUN",  # doctest: +SKIP
         ...                     ["_blocks.10", "_blocks.14"])
     """
+    from loce.preprocessing import require_stretch
+
+    require_stretch(getattr(model, "preprocessing", None), "embed")
     if method not in METHODS:
         raise InputError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}")
     if method == "global":

@@ -149,6 +149,9 @@ def localize_samples(
     Returns:
         A :class:`LocalizationResult` (not yet written; see :func:`loce.localize.run.write_localization`).
     """
+    from loce.preprocessing import require_stretch
+
+    require_stretch(getattr(model, "preprocessing", None), "localize")
     if not vectors:
         raise InputError("no concept vectors to project; name a concept the run has LoCEs of")
     if batch_size < 1:
