@@ -282,8 +282,9 @@ def summarize_scores(frame: pd.DataFrame, by: Sequence[str] = ("concept", "layer
     Example:
         >>> rows = pd.DataFrame({"concept": ["a", "a"], "iou": [0.2, 0.4], "pointing_game": [1.0, 0.0],
         ...                      "alignment_error": [0.1, 0.3], "activation_l1": [0.5, 0.5]})
-        >>> summarize_scores(rows, by=["concept"]).loc[0, ["n", "iou", "pointing_game"]].tolist()
-        [2, 0.30000000000000004, 0.5]
+        >>> row = summarize_scores(rows, by=["concept"]).iloc[0]
+        >>> int(row["n"]), round(float(row["iou"]), 3), float(row["pointing_game"])
+        (2, 0.3, 0.5)
     """
     keys = [k for k in by if k in frame.columns]
     if frame.empty:
