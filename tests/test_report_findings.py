@@ -47,6 +47,18 @@ def test_overlapping_intervals_are_reported_as_not_distinguishable():
     assert "best layer l2" in finding.text and "overlap: l2 and l3 are not distinguishable" in finding.text
 
 
+def test_zero_width_intervals_of_one_repeated_sample_are_not_called_distinguishable():
+    # The paper protocol on concepts of at most 100 LoCEs: every seed draws the whole concept, so the "spread over
+    # seeds" is a point; two different points must not be reported as a real difference.
+    head = _headline([0.5, 0.8, 0.6], [0.5, 0.8, 0.6], [0.5, 0.8, 0.6]).assign(
+        protocol="paper", interval="spread over 10 seeds, 95%", n_distinct_samples=1
+    )
+    (finding,) = best_layer_findings(head, "precision_at_1", "retrieval precision@1", "r")
+    assert "best layer l2" in finding.text
+    assert "distinguishably better" not in finding.text
+    assert "no width" in finding.text and "cannot tell whether the difference is real" in finding.text
+
+
 def test_without_intervals_the_sentence_says_the_difference_cannot_be_judged():
     head = pd.DataFrame({"model": "m", "layer": ["a", "b"], "purity": [0.4, 0.3]})
     (finding,) = best_layer_findings(head, "purity", "concept purity", None)

@@ -69,6 +69,19 @@ def with_interval(row: Mapping[str, Any], metric: str, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _no_spread(row: Mapping[str, Any], metric: str) -> bool:
+    """True when ``metric``'s interval is a point: repeated seeds that all drew one sample measure no uncertainty.
+
+    Example:
+        >>> _no_spread({"p": 0.5, "p_ci_low": 0.5, "p_ci_high": 0.5}, "p")
+        True
+    """
+    if _num(row.get("n_distinct_samples")) == 1:
+        return True
+    low, high = _num(row.get(f"{metric}_ci_low")), _num(row.get(f"{metric}_ci_high"))
+    return math.isfinite(low) and low == high
+
+
 def _has_interval(row: Mapping[str, Any], metric: str) -> bool:
     return math.isfinite(_num(row.get(f"{metric}_ci_low"))) and math.isfinite(
         _num(row.get(f"{metric}_ci_high"))
@@ -126,7 +139,12 @@ def best_layer_findings(
         if len(ranked) > 1:
             second = ranked.iloc[1].to_dict()
             text += f", ahead of {second['layer']} with {with_interval(second, metric)}"
-            if _has_interval(best, metric) and _has_interval(second, metric):
+            if _no_spread(best, metric) or _no_spread(second, metric):
+                text += (
+                    "; the intervals have no width (every seed drew the same sample), so they cannot tell whether "
+                    "the difference is real."
+                )
+            elif _has_interval(best, metric) and _has_interval(second, metric):
                 interval = str(best.get("interval") or "95% interval").split(" (")[0]
                 if _num(best[f"{metric}_ci_low"]) > _num(second[f"{metric}_ci_high"]):
                     text += f"; the intervals ({interval}) do not overlap: {best['layer']} is distinguishably better."
