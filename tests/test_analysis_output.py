@@ -91,6 +91,22 @@ def test_a_narrower_analysis_replaces_the_whole_folder(run_dir):
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".loce-analysis")] == []
 
 
+def test_a_new_analysis_keeps_what_other_steps_wrote_inside_the_folder(run_dir):
+    from loce.run_layout import RunLayout
+
+    analyze_run(run_dir, settings=AnalysisSettings(**{**FAST, "analyses": ("retrieval",)}))
+    methods = RunLayout(run_dir).methods  # `loce compare-methods` writes inside analysis/
+    methods.directory.mkdir()
+    methods.index.write_text('{"version": 1, "table": "comparison.csv", "figures": []}')
+    methods.location.directory.mkdir()
+    methods.location.index.write_text('{"version": 1, "table": "scores.csv", "figures": []}')
+    written = {p.relative_to(methods.directory): p.read_bytes() for p in methods.directory.rglob("*.json")}
+    analyze_run(run_dir, settings=AnalysisSettings(**{**FAST, "analyses": ("retrieval",)}))
+    kept = {p.relative_to(methods.directory): p.read_bytes() for p in methods.directory.rglob("*.json")}
+    assert kept == written and len(kept) == 2
+    assert read_summary(analysis_dir(run_dir))["analyses"] == ["retrieval"]
+
+
 def test_a_failing_analysis_leaves_the_previous_output_intact(run_dir, monkeypatch):
     analyze_run(run_dir, settings=AnalysisSettings(**FAST))
     before = {p.name: p.read_bytes() for p in analysis_dir(run_dir).iterdir() if p.is_file()}

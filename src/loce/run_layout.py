@@ -292,6 +292,12 @@ class CbmComparisonFiles(StepFiles):
 
     step = "cbm"
     marker_name = "comparison.csv"
+    DEFAULT_NAME = "comparison"
+
+    @classmethod
+    def beside(cls, model_dir: str | Path) -> CbmComparisonFiles:
+        """``<parent of model_dir>/comparison/``: where ``loce cbm eval`` writes without a LoCE run or ``--out``."""
+        return cls(Path(model_dir).parent / cls.DEFAULT_NAME)
 
     @property
     def table(self) -> Path:
@@ -405,7 +411,7 @@ class RunLayout:
         """``cbm/features/``: the feature cache shared by the run's concept bottlenecks."""
         return self.cbm_root / "features"
 
-    def cbm_comparison(self, name: str = "comparison") -> CbmComparisonFiles:
+    def cbm_comparison(self, name: str = CbmComparisonFiles.DEFAULT_NAME) -> CbmComparisonFiles:
         """``cbm/<name>/``: where ``loce cbm eval --loce-run RUN`` writes by default."""
         return CbmComparisonFiles(self.cbm_root / safe_name(name))
 

@@ -2,7 +2,7 @@
 
 Parquet for tables, ``.npy`` of float64 / unicode arrays (read with ``allow_pickle=False``) for the dendrogram,
 ``figure_data.json`` for settings and facts. ``RUN/analysis/summary.json`` lists the directories under
-``"figure_data"``.
+``"figure_data"``. The file names are :class:`loce.run_layout.FigureDataFiles`.
 """
 
 from __future__ import annotations
@@ -17,19 +17,12 @@ import numpy as np
 from loce.analysis.errors import AnalysisError
 from loce.analysis.figure_data import FigureData
 from loce.analysis.output import read_table
+from loce.run_layout import AnalysisFiles, FigureDataFiles
 
 FIGURE_DATA_FORMAT = "loce-figure-data"
 FIGURE_DATA_VERSION = 1
-INFO_FILE = "figure_data.json"
-TABLES = {
-    "loces": "loces.parquet",
-    "neighbours": "neighbours.parquet",
-    "map_mixtures": "map_mixtures.parquet",
-    "queries": "precision_per_query.parquet",
-    "outliers": "outliers_ranked.parquet",
-    "mixed_clusters": "mixed_clusters.parquet",
-}
-ARRAYS = {"linkage": "dendrogram_linkage.npy", "leaf_labels": "dendrogram_labels.npy"}
+TABLES = FigureDataFiles.TABLES
+ARRAYS = FigureDataFiles.ARRAYS
 
 
 def _slug(text: str) -> str:
@@ -57,18 +50,19 @@ def write_figure_data(data: FigureData, parent: Path, taken: Sequence[str] = ())
         >>> write_figure_data(data, Path("RUN/analysis/layers"))  # doctest: +SKIP
         PosixPath('RUN/analysis/layers/efficientnet-lite0___blocks.10')
     """
-    directory = Path(parent) / figure_data_dirname(data.model, data.layer, taken)
+    files_of = FigureDataFiles(Path(parent) / figure_data_dirname(data.model, data.layer, taken))
+    directory = files_of.directory
     directory.mkdir(parents=True, exist_ok=True)
     files = []
     for attribute, name in TABLES.items():
         frame = getattr(data, attribute)
         if frame is not None:
-            frame.to_parquet(directory / name, index=False)
+            frame.to_parquet(files_of.file(name), index=False)
             files.append(name)
     for attribute, name in ARRAYS.items():
         array = getattr(data, attribute)
         if array is not None:
-            np.save(directory / name, np.asarray(array), allow_pickle=False)
+            np.save(files_of.file(name), np.asarray(array), allow_pickle=False)
             files.append(name)
     info = {
         "format": FIGURE_DATA_FORMAT,
@@ -77,7 +71,7 @@ def write_figure_data(data: FigureData, parent: Path, taken: Sequence[str] = ())
         "notes": data.notes,
         "files": files,
     }
-    (directory / INFO_FILE).write_text(json.dumps(info, indent=2, default=float) + "\n")
+    files_of.info.write_text(json.dumps(info, indent=2, default=float) + "\n")
     return directory
 
 
@@ -90,24 +84,25 @@ def read_figure_data(directory: str | Path) -> FigureData:
     Example:
         >>> data = read_figure_data("RUN/analysis/layers/efficientnet-lite0___blocks.10")  # doctest: +SKIP
     """
-    directory = Path(directory)
+    files_of = FigureDataFiles(Path(directory))
+    directory = files_of.directory
     try:
-        info = json.loads((directory / INFO_FILE).read_text())
+        info = json.loads(files_of.info.read_text())
     except (OSError, ValueError) as exc:
         raise AnalysisError(
-            f"{directory / INFO_FILE} cannot be read ({exc}); run `loce analyze` on the run again."
+            f"{files_of.info} cannot be read ({exc}); run `loce analyze` on the run again."
         ) from None
     if info.get("format") != FIGURE_DATA_FORMAT or int(info.get("version", 0)) > FIGURE_DATA_VERSION:
         raise AnalysisError(
-            f"{directory / INFO_FILE} is not figure data this loce reads (format {info.get('format')!r}, "
+            f"{files_of.info} is not figure data this loce reads (format {info.get('format')!r}, "
             f"version {info.get('version')}); run `loce analyze` with this version."
         )
     tables = {
-        attribute: read_table(directory / name) if (directory / name).is_file() else None
+        attribute: read_table(files_of.file(name)) if files_of.file(name).is_file() else None
         for attribute, name in TABLES.items()
     }
     arrays = {
-        attribute: _load_array(directory / name) if (directory / name).is_file() else None
+        attribute: _load_array(files_of.file(name)) if files_of.file(name).is_file() else None
         for attribute, name in ARRAYS.items()
     }
     if tables["loces"] is None or tables["neighbours"] is None:
@@ -141,14 +136,14 @@ def list_figure_data(analysis_dir: str | Path) -> list[tuple[str, str, Path]]:
         >>> list_figure_data("RUN/analysis")  # doctest: +SKIP
         [('efficientnet-lite0', '_blocks.10', PosixPath('RUN/analysis/layers/efficientnet-lite0___blocks.10'))]
     """
-    analysis_dir = Path(analysis_dir)
+    files = AnalysisFiles(Path(analysis_dir))
     try:
-        summary = json.loads((analysis_dir / "summary.json").read_text())
+        summary = json.loads(files.summary.read_text())
     except (OSError, ValueError):
         return []
     found = []
     for entry in summary.get("figure_data", []):
-        directory = analysis_dir / entry["dir"]
-        if (directory / INFO_FILE).is_file():
+        directory = files.figure_data(entry["dir"])
+        if FigureDataFiles(directory).info.is_file():
             found.append((str(entry["model"]), str(entry["layer"]), directory))
     return found

@@ -1,10 +1,11 @@
 """Where ``loce analyze`` writes, how it swaps a finished analysis in, and how loce reads the tables back.
 
-- :func:`analysis_dir` is the one place that names the output folder of a protocol: ``RUN/analysis/`` for the
-  default protocol, ``RUN/analysis_paper/`` for the publication's (``--protocol paper``).
+- :func:`analysis_dir` gives the output folder of a protocol (named by :class:`loce.run_layout.RunLayout`):
+  ``RUN/analysis/`` for the default protocol, ``RUN/analysis_paper/`` for the publication's (``--protocol paper``).
 - :class:`AtomicOutput` writes into a temporary sibling directory and swaps it in only when everything is
   written (old output renamed aside, new renamed in, old deleted): a failure leaves the previous output intact,
-  and the folder never mixes tables of two analyses.
+  and the folder never mixes tables of two analyses. What other steps keep inside the folder
+  (``analysis/methods/`` of ``loce compare-methods``) is moved into the new folder, never deleted.
 - :func:`read_table` / :func:`read_summary` read the output back; a damaged file raises an
   :class:`~loce.analysis.errors.AnalysisError` naming it.
 
@@ -25,11 +26,11 @@ from pathlib import Path
 import pandas as pd
 
 from loce.analysis.errors import AnalysisError
+from loce.run_layout import AnalysisFiles, RunLayout, table_files
 
 PROTOCOLS = ("default", "paper")
 ANALYSIS_FORMAT = "loce-analysis"
-SUMMARY_FILE = "summary.json"
-_FOLDERS = {"default": "analysis", "paper": "analysis_paper"}
+SUMMARY_FILE = AnalysisFiles.marker_name
 _TEMP_PREFIX = ".loce-analysis-"
 
 
@@ -49,13 +50,13 @@ def analysis_dir(run: str | Path, protocol: str = "default") -> Path:
         >>> analysis_dir(Path("runs/scenes"), "default").as_posix()
         'runs/scenes/analysis'
     """
-    return Path(run) / _FOLDERS[check_protocol(protocol)]
+    return RunLayout(run).analysis(check_protocol(protocol)).directory
 
 
 def is_analysis_output(directory: Path) -> bool:
     """Whether ``directory`` holds a loce analysis (its ``summary.json`` says so)."""
     try:
-        return json.loads((directory / SUMMARY_FILE).read_text()).get("format") == ANALYSIS_FORMAT
+        return json.loads(AnalysisFiles(directory).summary.read_text()).get("format") == ANALYSIS_FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -66,7 +67,9 @@ class AtomicOutput:
     Inside the ``with`` block write everything into :attr:`path`. On a clean exit the previous ``target`` (if
     any) is renamed aside, the new directory renamed to ``target`` and the old one deleted. On an exception the
     temporary directory is removed and ``target`` is left as it was. A ``target`` that exists but is not a loce
-    analysis (a user's own folder) is refused before anything is written, unless it is empty.
+    analysis (a user's own folder) is refused before anything is written, unless it is empty. The sub-folders
+    other steps own (:attr:`loce.run_layout.AnalysisFiles.FOREIGN`, e.g. ``methods/``) move from the old folder
+    into the new one before the swap.
 
     Example:
         >>> with AtomicOutput(analysis_dir("RUN")) as out:  # doctest: +SKIP
@@ -99,6 +102,10 @@ class AtomicOutput:
             return
         old = None
         try:
+            for name in AnalysisFiles.FOREIGN:  # other steps' outputs inside the folder are not ours to drop
+                kept = self.target / name
+                if kept.is_dir() and not (self.path / name).exists():
+                    os.replace(kept, self.path / name)
             if self.target.exists():
                 old = self.target.parent / f"{_TEMP_PREFIX}{self.target.name}-{uuid.uuid4().hex[:8]}.old"
                 os.replace(self.target, old)
@@ -106,6 +113,9 @@ class AtomicOutput:
         except OSError as exc:
             if old is not None and not self.target.exists():
                 os.replace(old, self.target)  # put the previous output back
+            for name in AnalysisFiles.FOREIGN:
+                if (self.path / name).is_dir() and self.target.is_dir() and not (self.target / name).exists():
+                    os.replace(self.path / name, self.target / name)
             shutil.rmtree(self.path, ignore_errors=True)
             raise AnalysisError(f"cannot move the new analysis into {self.target}: {exc}.") from None
         if old is not None:
@@ -119,7 +129,7 @@ def read_summary(directory: str | Path) -> dict:
         >>> read_summary(analysis_dir("RUN"))["protocol"]  # doctest: +SKIP
         'default'
     """
-    path = Path(directory) / SUMMARY_FILE
+    path = AnalysisFiles(Path(directory)).summary
     try:
         summary = json.loads(path.read_text())
     except FileNotFoundError:
@@ -153,6 +163,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, directory: Path, name: str) -> list[str]:
     """Write ``frame`` as ``name.csv`` and ``name.parquet`` into ``directory``; returns the file names."""
-    frame.to_csv(directory / f"{name}.csv", index=False)
-    frame.to_parquet(directory / f"{name}.parquet", index=False)
-    return [f"{name}.csv", f"{name}.parquet"]
+    csv, parquet = table_files(directory, name)
+    frame.to_csv(csv, index=False)
+    frame.to_parquet(parquet, index=False)
+    return [csv.name, parquet.name]

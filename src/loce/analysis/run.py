@@ -36,7 +36,6 @@ from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
 from loce.analysis.outliers import find_outliers, isolation_forest_stability
 from loce.analysis.output import (
     ANALYSIS_FORMAT,
-    SUMMARY_FILE,
     AtomicOutput,
     analysis_dir,
     check_protocol,
@@ -49,11 +48,11 @@ from loce.analysis.separation import ConceptSeparation, confused_pairs, scan_dty
 from loce.analysis.subconcepts import METHODS as SUBCONCEPT_METHODS
 from loce.analysis.subconcepts import find_subconcepts
 from loce.errors import LoceError
+from loce.run_layout import AnalysisFiles
 from loce.store.layer_order import LayerOrder
 
 RUN_ANALYSES = ("retrieval", "separation", "confusion", "purity", "outliers", "gmm", "subconcepts")
 SUMMARY_VERSION = 3
-FIGURE_DATA_DIR = "layers"
 
 
 @dataclass
@@ -581,9 +580,10 @@ def analyze_run(
                     clock = time.perf_counter()
                     data = build_figure_data(X, meta, result, settings)
                     taken = [Path(e["dir"]).name for e in figure_entries]
-                    directory = write_figure_data(data, out / FIGURE_DATA_DIR, taken=taken)
+                    files = AnalysisFiles(out)
+                    directory = write_figure_data(data, files.figure_data_root, taken=taken)
                     figure_entries.append(
-                        {"model": model, "layer": layer, "dir": f"{FIGURE_DATA_DIR}/{directory.name}"}
+                        {"model": model, "layer": layer, "dir": files.figure_data_entry(directory)}
                     )
                     result.notes.extend(data.notes)
                     result.seconds["figure_data"] = round(time.perf_counter() - clock, 3)
@@ -621,7 +621,7 @@ def analyze_run(
             "tables": written,
             "figure_data": figure_entries,
         }
-        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=float) + "\n")
+        AnalysisFiles(out).summary.write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return results, target
 
 

@@ -14,7 +14,8 @@ Layout (every figure listed in an ``index.json`` with its caption and tags, whic
         index.json                           {"version", "object", "grid", "figures": [...]}
 
 Each figure entry: ``{"file": path relative to its index, "caption": str, "kind": "comparison" | "knn" |
-"location" | "positions", "model", "method", "layer"}`` (tags may be null).
+"location" | "positions", "model", "method", "layer"}`` (tags may be null). The paths are
+:class:`loce.run_layout.MethodsFiles` and :class:`loce.run_layout.LocationFiles`.
 """
 
 from __future__ import annotations
@@ -32,17 +33,21 @@ from loce.baselines.compare import PER_SAMPLE, MethodComparison, default_queries
 from loce.baselines.crop import crop_canvas
 from loce.errors import InputError, StoreError
 from loce.figures._base import PHOTO_FORMATS
+from loce.run_layout import LocationFiles, MethodsFiles, RunLayout
 from loce.store import LoCEStore, mask_from_rle
 from loce.store.atomic import write_bytes_atomic
 
-METHODS_DIR = Path("analysis") / "methods"
-INDEX_NAME = "index.json"
 INDEX_VERSION = 1
 
 
 def methods_dir(run: str | Path) -> Path:
-    """``RUN/analysis/methods``."""
-    return Path(run) / METHODS_DIR
+    """``RUN/analysis/methods``.
+
+    Example:
+        >>> methods_dir("RUN").as_posix()
+        'RUN/analysis/methods'
+    """
+    return RunLayout(run).methods.directory
 
 
 def _safe(text: str) -> str:
@@ -60,7 +65,7 @@ def read_index(directory: str | Path) -> dict[str, Any] | None:
     Raises:
         StoreError: the file exists but is not valid JSON.
     """
-    path = Path(directory) / INDEX_NAME
+    path = MethodsFiles(Path(directory)).index  # the location folder's index has the same name
     if not path.is_file():
         return None
     try:
@@ -143,10 +148,11 @@ def write_method_comparison(
 ) -> list[Path]:
     """Write the comparison table, its figure and k-NN grids per (model, method, layer) under
     ``RUN/analysis/methods`` (see the module docstring); returns the files written."""
-    out = methods_dir(run)
+    files = RunLayout(run).methods
+    out = files.directory
     out.mkdir(parents=True, exist_ok=True)
     table = comparison.table
-    written = [out / "comparison.csv", out / "comparison.parquet"]
+    written = list(files.tables)
     table.to_csv(written[0], index=False)
     table.to_parquet(written[1], index=False)
     entries: list[dict[str, Any]] = []
@@ -155,7 +161,7 @@ def write_method_comparison(
         from loce.figures.methods import knn_grid, method_comparison_figure
 
         fig = method_comparison_figure(table, title="LoCEs and object-embedding baselines")
-        paths = save_figure(fig, out / "figures" / "comparison")
+        paths = save_figure(fig, files.figure("comparison"))
         written += paths
         entries.append(
             _figure_entry(
@@ -173,7 +179,7 @@ def write_method_comparison(
             if not grid_rows:
                 continue
             title = f"{row.method} · {row.layer} · {comparison.metric} nearest neighbours"
-            stem = out / "figures" / f"knn_{_safe(row.model)}_{_safe(row.method)}_{_safe(row.layer)}"
+            stem = files.figure(f"knn_{_safe(row.model)}_{_safe(row.method)}_{_safe(row.layer)}")
             path = save_figure(knn_grid(grid_rows, suptitle=title), stem, formats=PHOTO_FORMATS)[0]
             written.append(path)
             entries.append(
@@ -189,13 +195,13 @@ def write_method_comparison(
             )
     index = {
         "version": INDEX_VERSION,
-        "table": "comparison.csv",
+        "table": files.tables[0].name,
         "ks": list(comparison.ks),
         "metric": comparison.metric,
         "figures": entries,
     }
-    _write_json(out / INDEX_NAME, index)
-    written.append(out / INDEX_NAME)
+    _write_json(files.index, index)
+    written.append(files.index)
     return written
 
 
@@ -209,9 +215,10 @@ def write_location(
 ) -> list[Path]:
     """Write a :class:`~loce.baselines.location.LocationResult` to ``out`` (normally
     ``RUN/analysis/methods/location``): scores, 2-D coordinates, one map figure per layer, example images."""
-    out = Path(out)
+    files = LocationFiles(Path(out))
+    out = files.directory
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "scores.csv", out / "scores.parquet", out / "coords.parquet"]
+    written = [*files.tables, files.coords]
     result.scores.to_csv(written[0], index=False)
     result.scores.to_parquet(written[1], index=False)
     result.coords.to_parquet(written[2], index=False)
@@ -221,7 +228,7 @@ def write_location(
         from loce.figures.methods import location_examples, location_maps
 
         if images is not None and len(images):
-            path = save_figure(location_examples(images, result.positions), out / "figures" / "positions",
+            path = save_figure(location_examples(images, result.positions), files.figure("positions"),
                                formats=PHOTO_FORMATS)[0]  # fmt: skip
             written.append(path)
             entries.append(
@@ -229,7 +236,7 @@ def write_location(
             )
         for layer in dict.fromkeys(result.scores["layer"]):
             fig = location_maps(result.coords, result.scores, layer=layer)
-            path = save_figure(fig, out / "figures" / f"location_{_safe(layer)}", formats=("png",))[0]
+            path = save_figure(fig, files.figure(f"location_{_safe(layer)}"), formats=("png",))[0]
             written.append(path)
             entries.append(
                 _figure_entry(
@@ -240,9 +247,14 @@ def write_location(
                     layer=layer,
                 )  # fmt: skip
             )
-    index = {"version": INDEX_VERSION, **(description or {}), "table": "scores.csv", "figures": entries}
-    _write_json(out / INDEX_NAME, index)
-    written.append(out / INDEX_NAME)
+    index = {
+        "version": INDEX_VERSION,
+        **(description or {}),
+        "table": files.tables[0].name,
+        "figures": entries,
+    }
+    _write_json(files.index, index)
+    written.append(files.index)
     return written
 
 

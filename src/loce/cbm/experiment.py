@@ -39,6 +39,7 @@ from loce.errors import InputError, StoreError
 from loce.localize.engine import instance_centroids
 from loce.localize.heatmaps import concept_logits
 from loce.models import LoadedModel
+from loce.run_layout import CbmComparisonFiles, CbmModelFiles, RunLayout
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
 #: 14 x 14 at 224 px: cells of 16 px resolve the scene world's objects (median ~25 px across); at ``_blocks.14``
@@ -104,7 +105,7 @@ def train_on_scenes(
     labels = scene_labels(dataset)
     train_ids, test_ids = split_ids(labels.sample_ids, test_fraction, split_seed)
     model = backbone if isinstance(backbone, LoadedModel) else _backbone(backbone, device)
-    cache_dir = Path(cache) if cache is not None else Path(out) / "features"
+    cache_dir = Path(cache) if cache is not None else CbmModelFiles(Path(out)).features
     features = FeatureCache(cache_dir).features(
         model, dataset, layer, batch_size=batch_size, progress=progress
     )
@@ -225,7 +226,7 @@ def compare_models(
     concepts = list(first["concepts"])
     labels = scene_labels(dataset, classes=first["classes"]).subset(test_ids)
     items, samples = _items(dataset.by_id, test_ids, concepts)
-    cache_dir = Path(cache or first.get("feature_cache") or Path(saved[0].path) / "features")
+    cache_dir = Path(cache or first.get("feature_cache") or CbmModelFiles(Path(saved[0].path)).features)
     features_cache = FeatureCache(cache_dir)
     backbones: dict[str, LoadedModel] = {}
 
@@ -279,9 +280,9 @@ def compare_models(
     result = Comparison(comparison, per_concept, per_map_frame, notes)
     if out is None:
         out = (
-            Path(loce_run) / "cbm" / "comparison"
+            RunLayout(loce_run).cbm_comparison().directory
             if loce_run is not None
-            else Path(saved[0].path).parent / "comparison"
+            else CbmComparisonFiles.beside(saved[0].path).directory
         )
     record = {
         "models": [

@@ -1,5 +1,6 @@
 """A trained CBM on disk: ``model.pt`` (a state dict, read with ``weights_only=True``), ``cbm.json`` (what it is:
-settings, concepts, classes, backbone, layer, dataset, split) and ``history.csv`` (per-epoch losses).
+settings, concepts, classes, backbone, layer, dataset, split) and ``history.csv`` (per-epoch losses); the names:
+:class:`loce.run_layout.CbmModelFiles`.
 
 Example:
     >>> saved = load_cbm("RUN/cbm/loc")  # doctest: +SKIP
@@ -18,11 +19,8 @@ import torch
 
 from loce.cbm.model import ConceptBottleneck
 from loce.errors import InputError
+from loce.run_layout import CbmModelFiles
 from loce.store.atomic import atomic_output, write_bytes_atomic
-
-MODEL_FILE = "model.pt"
-INFO_FILE = "cbm.json"
-HISTORY_FILE = "history.csv"
 
 
 @dataclass
@@ -47,12 +45,13 @@ def save_cbm(
 
     ``info`` must hold ``in_channels``, ``concepts``, ``classes`` and ``config`` (with ``pooling``).
     """
-    directory = Path(directory)
+    files = CbmModelFiles(Path(directory))
+    directory = files.directory
     directory.mkdir(parents=True, exist_ok=True)
-    with atomic_output(directory / MODEL_FILE) as fh:
+    with atomic_output(files.model) as fh:
         torch.save(model.state_dict(), fh)
-    write_bytes_atomic(directory / INFO_FILE, json.dumps(info, indent=2, sort_keys=True).encode("utf-8"))
-    write_bytes_atomic(directory / HISTORY_FILE, history.to_csv(index=False).encode("utf-8"))
+    write_bytes_atomic(files.info, json.dumps(info, indent=2, sort_keys=True).encode("utf-8"))
+    write_bytes_atomic(files.history, history.to_csv(index=False).encode("utf-8"))
     return directory
 
 
@@ -62,11 +61,12 @@ def load_cbm(directory: str | Path) -> SavedCBM:
     Raises:
         InputError: naming the directory when a file is missing or does not fit the record.
     """
-    directory = Path(directory)
-    info_path, model_path = directory / INFO_FILE, directory / MODEL_FILE
+    files = CbmModelFiles(Path(directory))
+    directory = files.directory
+    info_path, model_path = files.info, files.model
     if not info_path.is_file() or not model_path.is_file():
         raise InputError(
-            f"{directory} is not a trained CBM (it needs {INFO_FILE} and {MODEL_FILE}); train one with "
+            f"{directory} is not a trained CBM (it needs {info_path.name} and {model_path.name}); train one with "
             f"`loce cbm train --scenes DIR --out {directory}`"
         )
     info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -84,6 +84,6 @@ def load_cbm(directory: str | Path) -> SavedCBM:
             f"{model_path} does not fit its record {info_path}: {exc}; train the model again"
         ) from None
     model.eval()
-    history_path = directory / HISTORY_FILE
+    history_path = files.history
     history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame()
     return SavedCBM(directory, model, info, history)

@@ -1,5 +1,6 @@
 """What ``loce cbm eval`` writes: the comparison tables, a heat-map grid of every method on held-out scenes
-and a metric bar chart (see :func:`loce.cbm.experiment.compare_models` for the layout).
+and a metric bar chart (see :func:`loce.cbm.experiment.compare_models`; the names:
+:class:`loce.run_layout.CbmComparisonFiles`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from loce.cbm.evaluate import MapItem
 from loce.data.sample import Sample
 from loce.figures._base import PHOTO_FORMATS
 from loce.localize.heatmaps import resize_map
+from loce.run_layout import CbmComparisonFiles
 from loce.store.atomic import write_bytes_atomic
 
 
@@ -99,26 +101,28 @@ def write_comparison(
     from loce.figures import save_figure
     from loce.figures.localization import heatmap_grid, metric_comparison
 
+    layout = CbmComparisonFiles(Path(out))
+    out = layout.directory
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, frame in (
-        ("comparison.csv", result.table),
-        ("per_concept.csv", result.per_concept),
-        ("per_map.csv", result.per_map),
+    for path, frame in (
+        (layout.per_concept, result.per_concept),
+        (layout.per_map, result.per_map),
+        (layout.table, result.table),  # last of the tables: it marks the output as finished
     ):
-        write_bytes_atomic(out / name, frame.to_csv(index=False).encode("utf-8"))
-        files.append(out / name)
-    write_bytes_atomic(out / "comparison.json", json.dumps(record, indent=2, sort_keys=True).encode("utf-8"))
-    files.append(out / "comparison.json")
+        write_bytes_atomic(path, frame.to_csv(index=False).encode("utf-8"))
+        files.append(path)
+    write_bytes_atomic(layout.record, json.dumps(record, indent=2, sort_keys=True).encode("utf-8"))
+    files.append(layout.record)
     if examples > 0 and items:
         rows = example_rows(samples, items, maps_of, concepts, examples, seed)
         fig = heatmap_grid(rows, list(maps_of), suptitle="concept maps on held-out scenes (x: peak)")
-        files += save_figure(fig, out / "figures" / "heatmaps", formats=PHOTO_FORMATS)
+        files += save_figure(fig, layout.heatmaps, formats=PHOTO_FORMATS)
     fig = metric_comparison(
         result.table,
         group="method",
         metrics=("alignment_error", "pointing_game", "activation_l1", "accuracy"),
     )
-    files += save_figure(fig, out / "figures" / "metrics", formats=("png",))
+    files += save_figure(fig, layout.metrics_figure, formats=("png",))
     result.out, result.files = out, files
     return files

@@ -145,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from loce.analysis.errors import AnalysisError
-    from loce.analysis.output import analysis_dir
     from loce.analysis.run import AnalysisSettings, analyze_run, headline_frame
+    from loce.run_layout import RunLayout, unique_paths
+    from loce.store import LoCEStore
 
     if args.out is not None and len(args.runs) > 1:
         raise AnalysisError("--out works with one run; with several, each run's tables go to RUN/analysis/.")
@@ -178,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         neighbours=args.neighbours,
     )
     frames = []
-    for path in args.runs:
+    runs = unique_paths(args.runs)  # the same folder named twice is analysed once
+    for path in runs:
         results, out = analyze_run(
             path,
             layers=split_list(args.layers),
@@ -189,15 +191,17 @@ def run(args: argparse.Namespace) -> int:
             scan_with=analysis_scanner(args),
             protocol=args.protocol,
         )
-        frames.append(headline_frame(results, str(path)))
+        frame = headline_frame(results, str(path))  # runs are keyed by their path and their run id
+        frame.insert(1, "run_id", LoCEStore.open(path).run_id)
+        frames.append(frame)
         for result in results:
             for note in result.notes:
                 print(f"note: {path} {result.model} {result.layer}: {note}")
         print(f"wrote {out}")
     table = pd.concat(frames, ignore_index=True)
-    if len(args.runs) > 1:
-        for path in args.runs:
-            table.to_csv(analysis_dir(path, args.protocol) / "comparison.csv", index=False)
+    if len(runs) > 1:
+        for path in runs:
+            table.to_csv(RunLayout(path).analysis(args.protocol).comparison, index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 200):
         print(compact_headline(table).to_string(index=False))
     intervals = sorted(set(table["interval"].dropna())) if "interval" in table else []

@@ -48,7 +48,8 @@ def _print_report(run, report) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from loce.store.repair import QUARANTINE_DIR, check_store, move_aside, planned_moves
+    from loce.run_layout import RunLayout
+    from loce.store.repair import check_store, move_aside, planned_moves
 
     report = check_store(args.run)
     _print_report(args.run, report)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.repair:
         print(
             f"{len(report.problems)} problem(s); `loce check {args.run} --repair` moves the files concerned to "
-            f"{args.run}/{QUARANTINE_DIR}/ (nothing is deleted)"
+            f"{RunLayout(args.run).quarantine}/ (nothing is deleted)"
         )
         return 1
     moves = planned_moves(args.run, report)

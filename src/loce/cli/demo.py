@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from loce.cli.common import add_command
+from loce.run_layout import RunLayout
 
 EXAMPLES = """
   loce demo --out demo-output                 # about 3-4 minutes on 2 CPU cores
@@ -53,7 +54,12 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
     data = ["--coco", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
     test_data = ["--coco", str(test_scenes / "annotations.json"), "--images", str(test_scenes / "images")]
     model = ["--model", MODEL, "--seed", str(seed)]
-    cbm = run / "cbm"
+    layout = RunLayout(run)
+    plain, loc, features = (
+        layout.cbm_model("plain").directory,
+        layout.cbm_model("loc").directory,
+        layout.cbm_features,
+    )
     steps: list[tuple[str, list[str]]] = [
         ("render the scene world", ["scenes", "--out", str(scenes), "--n", str(n), "--seed", str(seed)]),
         ("fit LoCEs", ["fit", *model, "--layers", LAYERS, *data, "--out", str(run)]),
@@ -83,13 +89,13 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
          ["localize", str(run), "--concept", LOCALIZED_CONCEPTS, "--layers", LAYERS, "--kinds", "mean,loce,global",
           *test_data, "--categories", LOCALIZED_CONCEPTS, "--name", "held-out"]),
         ("train a plain concept bottleneck",
-         ["cbm", "train", "--scenes", str(test_scenes), "--out", str(cbm / "plain"), "--no-locator",
-          "--cache", str(cbm / "features"), "--seed", str(seed)]),
+         ["cbm", "train", "--scenes", str(test_scenes), "--out", str(plain), "--no-locator",
+          "--cache", str(features), "--seed", str(seed)]),
         ("train a Loc-CBM-style concept bottleneck",
-         ["cbm", "train", "--scenes", str(test_scenes), "--out", str(cbm / "loc"), "--locator",
-          "--cache", str(cbm / "features"), "--seed", str(seed)]),
+         ["cbm", "train", "--scenes", str(test_scenes), "--out", str(loc), "--locator",
+          "--cache", str(features), "--seed", str(seed)]),
         ("compare CBM, Loc-CBM and LoCE localisation",
-         ["cbm", "eval", str(cbm / "plain"), str(cbm / "loc"), "--loce-run", str(run)]),
+         ["cbm", "eval", str(plain), str(loc), "--loce-run", str(run)]),
         ("write the report", ["report", str(run), "--out", str(report)]),
     ]  # fmt: skip
     return steps

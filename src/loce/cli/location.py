@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from loce.baselines import EmbedOptions, location_analysis, paste_grid, scene_background, scene_object
-    from loce.baselines.outputs import methods_dir, write_location
+    from loce.baselines.outputs import write_location
+    from loce.run_layout import RunLayout
 
     model = load_model_from_args(args)
     size = int(model.preprocessing.size[0])
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         "model": model.spec,
         "folds": args.folds,
     }
-    out = methods_dir(args.out) / "location"
+    out = RunLayout(args.out).location.directory
     written = write_location(
         result, out, images=positioned.images, description=description, figures=not args.no_figures
     )

@@ -8,12 +8,13 @@ the engine (:func:`loce.localize.engine.localize_samples`) and writes, under ``R
     vectors.json    what each projected vector is (kind, source, dim, norm), plus notes and settings
     heatmaps/<concept>/<label>@<layer>/<image>.png   overlays of the first example images
     figures/heatmaps_<concept>.jpg                   a grid: example images x vectors, masks outlined, peaks marked
+
+(the names: :class:`loce.run_layout.LocalizationFiles`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,11 +27,8 @@ from loce.localize.engine import LocalizationResult, localize_samples
 from loce.localize.heatmaps import overlay
 from loce.localize.vectors import STORE_KINDS, ConceptVector, concept_vectors
 from loce.models import LoadedModel
+from loce.run_layout import LocalizationFiles, RunLayout
 from loce.store import LoCEStore
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.@=+-]+", "_", str(text)).strip("_") or "x"
 
 
 def write_localization(
@@ -45,25 +43,26 @@ def write_localization(
     from loce.figures.localization import HeatmapRow, heatmap_grid
     from loce.store.atomic import write_bytes_atomic
 
-    out = Path(out)
+    layout = LocalizationFiles(Path(out))
+    out = layout.directory
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, frame in (("metrics.csv", result.per_map), ("summary.csv", result.summary)):
-        write_bytes_atomic(out / name, frame.to_csv(index=False).encode("utf-8"))
-        files.append(out / name)
+    for path, frame in ((layout.metrics, result.per_map), (layout.summary, result.summary)):
+        write_bytes_atomic(path, frame.to_csv(index=False).encode("utf-8"))
+        files.append(path)
     record = {
         "vectors": [v.describe() for v in result.vectors],
         "notes": result.notes,
         "settings": settings or {},
     }
-    write_bytes_atomic(out / "vectors.json", json.dumps(record, indent=2, sort_keys=True).encode("utf-8"))
-    files.append(out / "vectors.json")
+    write_bytes_atomic(layout.vectors, json.dumps(record, indent=2, sort_keys=True).encode("utf-8"))
+    files.append(layout.vectors)
     from PIL import Image
 
     for concept, exs in result.examples.items():
         for ex in exs:
             for key, heat in ex.heatmaps.items():
-                path = out / "heatmaps" / _safe(concept) / _safe(key) / f"{_safe(Path(ex.label).stem)}.png"
+                path = layout.overlay(concept, key, Path(ex.label).stem)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(overlay(ex.image, heat)).save(path)
                 files.append(path)
@@ -71,7 +70,7 @@ def write_localization(
             columns = list(dict.fromkeys(k for ex in exs for k in ex.heatmaps))
             rows = [HeatmapRow(Path(ex.label).name, ex.image, ex.mask, ex.heatmaps, ex.peaks) for ex in exs]
             fig = heatmap_grid(rows, columns, suptitle=f"where the model sees {concept!r}")
-            files += save_figure(fig, out / "figures" / f"heatmaps_{_safe(concept)}", formats=PHOTO_FORMATS)
+            files += save_figure(fig, layout.heatmap_figure(concept), formats=PHOTO_FORMATS)
     result.out, result.files = out, files
     return files
 
@@ -178,7 +177,9 @@ def localize_run(
         progress=progress,
     )
     result.notes = notes + result.notes
-    target = Path(out) if out is not None else Path(run) / "localization" / _safe(name or "+".join(concepts))
+    target = (
+        Path(out) if out is not None else RunLayout(run).localization(name or "+".join(concepts)).directory
+    )
     write_localization(
         result,
         target,

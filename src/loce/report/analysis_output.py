@@ -18,7 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from loce.analysis import AnalysisError, analysis_dir, read_summary, read_table
+from loce.analysis import AnalysisError, read_summary, read_table
+from loce.analysis.output import check_protocol
+from loce.run_layout import RunLayout
 
 
 @dataclass
@@ -28,6 +30,7 @@ class AnalysisOutput:
     Attributes:
         run: the run directory.
         directory: ``RUN/analysis`` or ``RUN/analysis_paper``.
+        label: how the report names the run (distinct for distinct runs, see :func:`loce.run_layout.run_labels`).
         protocol: ``"default"`` or ``"paper"``.
         summary: ``summary.json`` as written.
         tables: table name -> frame, only the tables ``summary.json`` lists.
@@ -38,6 +41,10 @@ class AnalysisOutput:
     protocol: str
     summary: dict[str, Any]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.run.name
 
     @property
     def analysed(self) -> set[tuple[str, str]]:
@@ -65,21 +72,23 @@ def listed_tables(summary: dict[str, Any]) -> list[str]:
     return list(names)
 
 
-def read_analysis(run: str | Path, protocol: str = "default") -> AnalysisOutput | None:
+def read_analysis(run: str | Path, protocol: str = "default", label: str = "") -> AnalysisOutput | None:
     """The latest analysis of ``run`` under ``protocol``, or ``None`` when that analysis was never run.
+
+    ``label`` names the run in the report (default: its folder name).
 
     Raises:
         AnalysisError: naming a damaged ``summary.json`` or table.
     """
     run = Path(run)
-    directory = analysis_dir(run, protocol)
-    summary_path = directory / "summary.json"
-    if not summary_path.is_file():
+    files = RunLayout(run).analysis(check_protocol(protocol))
+    directory, summary_path = files.directory, files.summary
+    if not files.exists():
         return None
     summary = read_summary(directory)
-    output = AnalysisOutput(run, directory, protocol, summary)
+    output = AnalysisOutput(run, directory, protocol, summary, label=label)
     for name in listed_tables(summary):
-        parquet, csv = directory / f"{name}.parquet", directory / f"{name}.csv"
+        csv, parquet = files.tables(name)
         path = parquet if parquet.is_file() else csv
         if not path.is_file():
             raise AnalysisError(

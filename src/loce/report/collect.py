@@ -3,6 +3,9 @@
 What a run's store holds is reported here: the overview (models, layers, images, concepts, counts, skips, IoU),
 the LoCE quality per concept and layer, and example images of every concept with their masks outlined.
 No analysis is computed here: analysis sections come from :mod:`loce.analysis` results.
+
+Runs are told apart by their full path (and shown with their run id): the ``run`` column of the rows holds a
+label that is distinct for distinct runs (:func:`loce.run_layout.run_labels`: ``a/RUN`` and ``b/RUN``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from loce.figures._base import PHOTO_FORMATS
 from loce.report.data import FigureRef, LoceMap, ReportData, Section, Table, Tags, natural_key
 from loce.report.profile import SectionTimer
 from loce.report.thumbnails import object_crop
+from loce.run_layout import run_labels, unique_paths
 from loce.store import OK, LoCEStore, mask_from_rle
 from loce.store.layer_order import LayerOrder
 
@@ -46,17 +50,20 @@ def _progress(total: int, enabled: bool, what: str):
     return tqdm(total=total, desc=what, disable=not enabled, unit="step", leave=False)
 
 
-def read_rows(runs: Sequence[Path]) -> pd.DataFrame:
+def read_rows(runs: Sequence[Path], labels: dict[Path, str] | None = None) -> pd.DataFrame:
     """Every row's light columns (no vectors or masks) of the given runs, with a ``run`` column.
+
+    ``run`` holds the run's label (``labels``, default :func:`loce.run_layout.run_labels` of ``runs``).
 
     Raises:
         StoreError: naming a run directory that is not a LoCE store.
     """
+    labels = labels or run_labels(runs)
     frames = []
     for run in runs:
         store = LoCEStore.open(run)
         frame = store.table(LIGHT_COLUMNS).to_pandas()
-        frame.insert(0, "run", Path(run).name)
+        frame.insert(0, "run", labels[Path(run)])
         frames.append(frame)
     if not frames or sum(len(f) for f in frames) == 0:
         raise StoreError(f"no LoCE rows in {', '.join(str(r) for r in runs)}; run `loce fit` first")
@@ -132,15 +139,21 @@ def skip_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def example_tiles(
-    run: Path, rows: pd.DataFrame, per_concept: int, colors: dict[str, str], seed: int = 0
+    run: Path,
+    rows: pd.DataFrame,
+    per_concept: int,
+    colors: dict[str, str],
+    seed: int = 0,
+    label: str | None = None,
 ) -> tuple[dict[str, list[Tile]], list[str]]:
     """Up to ``per_concept`` images per concept of one run with the concept's mask outlined (seeded choice).
 
-    Each tile is the object's surroundings (a crop around its mask), outlined. Returns the tiles per concept and
-    the images that could not be read (they are left out, not fatal).
+    ``label`` is the run's value in ``rows["run"]`` (default its folder name). Each tile is the object's
+    surroundings (a crop around its mask), outlined. Returns the tiles per concept and the images that could not be
+    read (they are left out, not fatal).
     """
     store = LoCEStore.open(run)
-    ok = rows[(rows["run"] == Path(run).name) & (rows["status"] == OK)]
+    ok = rows[(rows["run"] == (label or Path(run).name)) & (rows["status"] == OK)]
     rng = np.random.default_rng(seed)
     groups: dict[str, list[Tile]] = {}
     missing: list[str] = []
@@ -192,6 +205,7 @@ class SectionContext:
     rows: pd.DataFrame
     figures: Path
     colors: dict[str, str]
+    labels: dict[Path, str] = field(default_factory=dict)  # run -> its distinct name in the report
     seed: int = 0
     progress: bool = True
     maps: list[LoceMap] = field(default_factory=list)
@@ -201,6 +215,12 @@ class SectionContext:
     analyses: dict[str, list] = field(default_factory=dict)  # protocol -> AnalysisOutput of each analysed run
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables other providers read (comparison)
     findings: list = field(default_factory=list)  # findings contributed by providers (ground truth)
+
+    def label(self, run: Path) -> str:
+        """How the report names ``run``: distinct for distinct runs (``a/RUN``, ``b/RUN``)."""
+        if not self.labels:
+            self.labels = run_labels(self.runs)
+        return self.labels.get(Path(run)) or run_labels([*self.runs, Path(run)])[Path(run)]
 
 
 def provided_sections(context: SectionContext) -> list[Section]:
@@ -214,13 +234,14 @@ def provided_sections(context: SectionContext) -> list[Section]:
     return sections
 
 
-def dataset_key(run: Path, rows: pd.DataFrame) -> tuple[str, ...]:
+def dataset_key(run: Path, rows: pd.DataFrame, label: str | None = None) -> tuple[str, ...]:
     """What identifies the images a run was fitted on: the resolved paths of its images, sorted.
 
-    Runs of several models on one dataset share the key, so the report shows that dataset's examples once.
+    ``label`` is the run's value in ``rows["run"]`` (default its folder name). Runs of several models on one
+    dataset share the key, so the report shows that dataset's examples once.
     """
     store = LoCEStore.open(run)
-    images = rows.loc[rows["run"] == Path(run).name, "image"].dropna().astype(str).unique()
+    images = rows.loc[rows["run"] == (label or Path(run).name), "image"].dropna().astype(str).unique()
     paths = []
     for image in images:
         try:
@@ -257,11 +278,13 @@ def collect_report(
     Example:
         >>> data = collect_report(["runs/scenes"], "report")  # doctest: +SKIP
     """
-    runs = [Path(r) for r in runs]
+    runs = unique_paths(runs)  # the same folder named twice is one run
+    labels = run_labels(runs)
     figures = Path(out) / "img" / "figures"
     timer = timer if timer is not None else SectionTimer()
     with timer("read the stores"):
-        rows = read_rows(runs)
+        rows = read_rows(runs, labels)
+        run_ids = {run: LoCEStore.open(run).run_id for run in runs}
     all_rows = rows
     rows = rows[rows["method"] == LOCE_METHOD]  # baselines have their own sections (see SECTION_PROVIDERS)
     if rows.empty:
@@ -302,13 +325,15 @@ def collect_report(
         shown: dict[tuple[str, ...], str] = {}
         for run in runs:
             with timer("examples"):
-                key = dataset_key(run, rows)
+                key = dataset_key(run, rows, labels[run])
                 if key in shown:  # the same images as an earlier run: its examples are already shown
-                    examples.text += f" {run.name} has the same images as {shown[key]}."
+                    examples.text += f" {labels[run]} has the same images as {shown[key]}."
                     bar.update()
                     continue
-                shown[key] = run.name
-                groups, missing = example_tiles(run, rows, examples_per_concept, colors, seed)
+                shown[key] = labels[run]
+                groups, missing = example_tiles(
+                    run, rows, examples_per_concept, colors, seed, label=labels[run]
+                )
                 groups = {c: t for c, t in groups.items() if t}
                 if groups:
                     fig = group_gallery(groups, max_per_group=examples_per_concept, tile_size=1.5)
@@ -320,14 +345,21 @@ def collect_report(
                         if missing
                         else ""
                     )
-                    examples.figures.append(FigureRef(path, f"Examples of {run.name}{note}", wide=True))
+                    examples.figures.append(FigureRef(path, f"Examples of {labels[run]}{note}", wide=True))
                 bar.update()
         if examples.figures:
             sections.append(examples)
     bar.close()
     figures.mkdir(parents=True, exist_ok=True)
     context = SectionContext(
-        runs=runs, rows=all_rows, figures=figures, colors=colors, seed=seed, progress=progress, timer=timer
+        runs=runs,
+        rows=all_rows,
+        figures=figures,
+        colors=colors,
+        labels=labels,
+        seed=seed,
+        progress=progress,
+        timer=timer,
     )
     sections.extend(provided_sections(context))
     for writer in context.writers:
@@ -345,8 +377,8 @@ def collect_report(
         else []
     )
     return ReportData(
-        title=title or ("LoCE report · " + ", ".join(r.name for r in runs)),
-        subtitle=" · ".join(str(r.resolve()) for r in runs),
+        title=title or ("LoCE report · " + ", ".join(labels[r] for r in runs)),
+        subtitle=" · ".join(f"{r.resolve()} (run {run_ids[r][:8]})" for r in runs),
         overview=overview,
         overview_tables=overview_tables,
         maps=context.maps,
@@ -357,15 +389,17 @@ def collect_report(
     )
 
 
-def _manifests(runs: Sequence[Path]) -> dict[str, dict]:
+def _manifests(runs: Sequence[Path], labels: dict[Path, str]) -> dict[str, dict]:
     import json
+
+    from loce.run_layout import RunLayout
 
     out = {}
     for run in runs:
         try:
-            out[Path(run).name] = json.loads((Path(run) / "manifest.json").read_text(encoding="utf-8"))
+            out[labels[run]] = json.loads(RunLayout(run).manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            out[Path(run).name] = {}
+            out[labels[run]] = {}
     return out
 
 
@@ -376,11 +410,11 @@ def collect_findings(
     from loce.report import findings as F
 
     found: list = []
-    weights = F.weights_findings(_manifests(runs), "overview")
+    weights = F.weights_findings(_manifests(runs, {r: context.label(r) for r in runs}), "overview")
     found += [f for f in weights if f.level == "warning"]
     for protocol, outputs in sorted(context.analyses.items(), key=lambda item: item[0] != "default"):
         link = {"default": None, "paper": "paper-protocol"}.get(protocol)
-        heads = [o.tables["headline"].assign(run=o.run.name) for o in outputs if "headline" in o.tables]
+        heads = [o.tables["headline"].assign(run=o.label) for o in outputs if "headline" in o.tables]
         head = pd.concat(heads, ignore_index=True) if heads else pd.DataFrame()
         if head.empty:
             continue
@@ -394,7 +428,7 @@ def collect_findings(
         found += F.best_layer_findings(head, "purity", "concept purity", link or "analysis-purity")
         if protocol == "default":
             pairs = [
-                o.tables["confused_pairs"].assign(run=o.run.name)
+                o.tables["confused_pairs"].assign(run=o.label)
                 for o in outputs
                 if "confused_pairs" in o.tables
             ]

@@ -34,6 +34,7 @@ from loce.report.collect import SectionContext
 from loce.report.data import FigureRef, Section, Table, Tags, natural_key
 from loce.report.figure_cache import FigureWriter
 from loce.report.findings import ground_truth_findings
+from loce.run_layout import RunLayout
 from loce.store.layer_order import LayerOrder
 
 TABLE_NAMES = (
@@ -99,6 +100,7 @@ class AnalysedLayer:
     data: FigureData
     prefix: str
     directory: Path
+    label: str = ""  # the run's name in the report (distinct for distinct runs)
 
     @property
     def title(self) -> str:
@@ -109,8 +111,9 @@ class AnalysedLayer:
         return Tags(layer=self.data.layer, model=self.data.model)
 
 
-def _read_outputs(runs: list[Path], protocol: str = "default") -> list[AnalysisOutput]:
-    return [o for o in (read_analysis(run, protocol) for run in runs) if o is not None]
+def _read_outputs(context: SectionContext, protocol: str = "default") -> list[AnalysisOutput]:
+    outputs = (read_analysis(run, protocol, label=context.label(run)) for run in context.runs)
+    return [o for o in outputs if o is not None]
 
 
 def _read_tables(outputs: list[AnalysisOutput]) -> dict[str, pd.DataFrame]:
@@ -120,7 +123,7 @@ def _read_tables(outputs: list[AnalysisOutput]) -> dict[str, pd.DataFrame]:
         for name in TABLE_NAMES:
             if name in output.tables:
                 frame = output.tables[name].copy()
-                frame["run"] = output.run.name
+                frame["run"] = output.label
                 tables[name].append(frame)
     return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items() if frames}
 
@@ -130,9 +133,9 @@ def _layers(outputs: list[AnalysisOutput]) -> list[AnalysedLayer]:
     found = []
     for output in outputs:
         for _, _, directory in list_figure_data(output.directory):
-            prefix = f"{output.run.name} · " if several else ""
+            prefix = f"{output.label} · " if several else ""
             data = read_figure_data(directory)  # a damaged file: AnalysisError naming it
-            found.append(AnalysedLayer(output.run, data, prefix, directory))
+            found.append(AnalysedLayer(output.run, data, prefix, directory, output.label))
     order = LayerOrder.from_runs([o.run for o in outputs])
     return sorted(found, key=lambda a: (str(a.run), *order.pair_key(a.data.model, a.data.layer)))
 
@@ -158,12 +161,12 @@ def _separation_figures(layers, tables, outputs, save: FigureWriter) -> list[Fig
         return []
     sep_table = tables["separation"]
     concepts = sorted(set(sep_table["concept_i"].astype(str)), key=natural_key)
-    sources = [o.directory / "separation.parquet" for o in outputs]
+    sources = [RunLayout(o.run).analysis(o.protocol).table("separation") for o in outputs]
     panels = {}
     for name, members in _by_model(layers):
         for a in members:
             part = sep_table[
-                (sep_table["run"] == a.run.name)
+                (sep_table["run"] == a.label)
                 & (sep_table["model"] == a.data.model)
                 & (sep_table["layer"] == a.data.layer)
             ]
@@ -222,7 +225,8 @@ def _retrieval_curves(layers, outputs, save: FigureWriter) -> list[FigureRef]:
         "precision",
         caption,
         Tags(model=next(iter(models)) if len(models) == 1 else None),
-        sources=[o.directory / "summary.json" for o in outputs] + [_figure_dir(a) for a in layers],
+        sources=[RunLayout(o.run).analysis(o.protocol).summary for o in outputs]
+        + [_figure_dir(a) for a in layers],
     )
     return [ref] if ref is not None else []
 
@@ -270,8 +274,8 @@ def analysis_sections(context: SectionContext) -> list[Section]:
     from tqdm.auto import tqdm
 
     runs = [Path(r) for r in context.runs]
-    outputs = _read_outputs(runs)
-    paper = _read_outputs(runs, "paper")
+    outputs = _read_outputs(context)
+    paper = _read_outputs(context, "paper")
     if outputs:
         context.analyses["default"] = outputs
     if paper:
@@ -381,7 +385,7 @@ def _paper_section(outputs: list[AnalysisOutput], several: bool) -> Section | No
     for o in outputs:
         names.update(dict.fromkeys(o.tables))
     for name in names:
-        frames = [o.tables[name].assign(run=o.run.name) for o in outputs if name in o.tables]
+        frames = [o.tables[name].assign(run=o.label) for o in outputs if name in o.tables]
         frame = _without_run(pd.concat(frames, ignore_index=True), several)
         title = name.replace("_", " ").capitalize() + " (protocol: paper)"
         section.tables.append(Table(title, frame, max_rows=400))

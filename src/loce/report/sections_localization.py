@@ -1,8 +1,10 @@
 """Report sections of concept localisation, read from ``RUN/localization/*/`` and ``RUN/cbm/*/``.
 
 ``loce localize`` writes ``summary.csv``, ``vectors.json`` and ``figures/heatmaps_<concept>.jpg`` per call;
-``loce cbm eval`` writes ``comparison.csv``, ``per_concept.csv``, ``comparison.json`` and ``figures/*.jpg|png``.
-This provider turns them into sections and computes nothing; a run without them contributes no section.
+``loce cbm eval`` writes ``comparison.csv``, ``per_concept.csv``, ``comparison.json`` and ``figures/*.jpg|png``
+(the file names: :class:`loce.run_layout.LocalizationFiles`, :class:`loce.run_layout.CbmComparisonFiles`; which
+outputs a run holds: :meth:`loce.run_layout.RunLayout.outputs`). This provider turns them into sections and
+computes nothing; a run without them contributes no section.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 
 from loce.report.collect import SectionContext
 from loce.report.data import FigureRef, Section, Table, Tags
+from loce.run_layout import RunLayout
 
 METRICS_TEXT = (
     "Metrics, at each image's resolution: IoU of the map above 0.5 with the concept's mask; pointing game = share "
@@ -52,24 +55,20 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _localize_section(runs: list[Path]) -> Section | None:
+def _localize_section(context: SectionContext) -> Section | None:
     section = Section("Where the model sees each concept", LOCALIZE_TEXT + METRICS_TEXT, key="localization")
-    several = len(runs) > 1
-    for run in runs:
-        root = Path(run) / "localization"
-        if not root.is_dir():
-            continue
-        for directory in sorted(p for p in root.iterdir() if (p / "summary.csv").is_file()):
-            prefix = f"{Path(run).name} · {directory.name}" if several else directory.name
-            summary = _read_csv(directory / "summary.csv")
-            record = _read_json(directory / "vectors.json")
+    several = len(context.runs) > 1
+    for run in context.runs:
+        for files in RunLayout(run).outputs("localization"):
+            prefix = f"{context.label(run)} · {files.name}" if several else files.name
+            summary = _read_csv(files.summary)
+            record = _read_json(files.vectors)
             notes = "; ".join(record.get("notes", []))
             images = record.get("settings", {}).get("images")
             caption = f"{images} images. " if images else ""
             if summary is not None and len(summary):
                 section.tables.append(Table(f"Localisation · {prefix}", summary, caption=caption + notes))
-            for figure in sorted((directory / "figures").glob("heatmaps_*.jpg")):
-                concept = figure.stem.removeprefix("heatmaps_")
+            for concept, figure in files.heatmap_figures():
                 section.figures.append(
                     FigureRef(
                         figure,
@@ -82,17 +81,14 @@ def _localize_section(runs: list[Path]) -> Section | None:
     return section if section.tables or section.figures else None
 
 
-def _cbm_section(runs: list[Path]) -> Section | None:
+def _cbm_section(context: SectionContext) -> Section | None:
     section = Section("Concept bottleneck with a concept locator", CBM_TEXT + METRICS_TEXT, key="cbm")
-    several = len(runs) > 1
-    for run in runs:
-        root = Path(run) / "cbm"
-        if not root.is_dir():
-            continue
-        for directory in sorted(p for p in root.iterdir() if (p / "comparison.csv").is_file()):
-            prefix = f"{Path(run).name} · {directory.name}" if several else directory.name
-            record = _read_json(directory / "comparison.json")
-            table = _read_csv(directory / "comparison.csv")
+    several = len(context.runs) > 1
+    for run in context.runs:
+        for files in RunLayout(run).outputs("cbm"):
+            prefix = f"{context.label(run)} · {files.name}" if several else files.name
+            record = _read_json(files.record)
+            table = _read_csv(files.table)
             facts = []
             if record.get("test_images"):
                 facts.append(
@@ -116,21 +112,23 @@ def _cbm_section(runs: list[Path]) -> Section | None:
                 section.tables.append(
                     Table(f"Plain CBM vs Loc-CBM vs LoCE · {prefix}", table, caption=caption)
                 )
-            per_concept = _read_csv(directory / "per_concept.csv")
+            per_concept = _read_csv(files.per_concept)
             if per_concept is not None and len(per_concept):
                 section.tables.append(Table(f"Per concept · {prefix}", per_concept, max_rows=200))
-            for name, caption in (
+            for path, caption, wide in (
                 (
-                    "heatmaps.jpg",
+                    files.heatmaps.with_suffix(".jpg"),
                     "concept maps of each model on held-out scenes; outline: the concept's mask, x: peak",
+                    True,
                 ),
-                ("metrics.png", "localisation and recognition side by side"),
+                (
+                    files.metrics_figure.with_suffix(".png"),
+                    "localisation and recognition side by side",
+                    False,
+                ),
             ):
-                path = directory / "figures" / name
                 if path.is_file():
-                    section.figures.append(
-                        FigureRef(path, f"{prefix}: {caption}", wide=name == "heatmaps.jpg")
-                    )
+                    section.figures.append(FigureRef(path, f"{prefix}: {caption}", wide=wide))
     return section if section.tables or section.figures else None
 
 
@@ -141,5 +139,5 @@ def localization_sections(context: SectionContext) -> list[Section]:
         >>> localization_sections(context)  # doctest: +SKIP
         [Section(title='Where the model sees each concept', ...), Section(title='Concept bottleneck ...', ...)]
     """
-    sections = [_localize_section(context.runs), _cbm_section(context.runs)]
+    sections = [_localize_section(context), _cbm_section(context)]
     return [s for s in sections if s is not None]

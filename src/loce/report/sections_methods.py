@@ -1,8 +1,9 @@
 """Report sections of the method comparison and the location analysis, read from ``RUN/analysis/methods/``.
 
 ``loce compare-methods`` and ``loce location`` write tables, figures and an ``index.json`` listing the figures
-(see :mod:`loce.baselines.outputs`); this provider turns them into report sections and computes nothing. A run
-without those files contributes no section.
+(see :mod:`loce.baselines.outputs`); the run layout (:meth:`loce.run_layout.RunLayout.outputs`) says which of them
+a run holds. This provider turns them into report sections and computes nothing. A run without those files
+contributes no section.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 
 from loce.report.collect import SectionContext
 from loce.report.data import FigureRef, Section, Table, Tags
+from loce.run_layout import RunLayout, StepFiles
 
 COMPARISON_TEXT = (
     "LoCEs beside object embeddings made without per-sample fitting (seed paper on object embeddings): crop = the "
@@ -38,10 +40,10 @@ def _read_index(directory: Path) -> dict[str, Any] | None:
     return read_index(directory)
 
 
-def _figures(directory: Path, index: dict[str, Any], prefix: str) -> list[FigureRef]:
+def _figures(files: StepFiles, index: dict[str, Any], prefix: str) -> list[FigureRef]:
     figures = []
     for entry in index.get("figures", []):
-        path = directory / entry["file"]
+        path = files.directory / entry["file"]
         if not path.is_file():
             continue
         tags = Tags(layer=entry.get("layer"), model=entry.get("model"))
@@ -50,8 +52,8 @@ def _figures(directory: Path, index: dict[str, Any], prefix: str) -> list[Figure
     return figures
 
 
-def _table(directory: Path, name: str) -> pd.DataFrame | None:
-    path = directory / name
+def _table(files: StepFiles, name: str) -> pd.DataFrame | None:
+    path = files.directory / name
     if not path.is_file():
         return None
     frame = pd.read_csv(path)
@@ -67,28 +69,25 @@ def method_sections(context: SectionContext) -> list[Section]:
         >>> method_sections(context)  # doctest: +SKIP
         [Section(title='LoCEs and object-embedding baselines', ...)]
     """
-    from loce.baselines.outputs import methods_dir
-
     comparison = Section("LoCEs and object-embedding baselines", COMPARISON_TEXT, key="methods")
     location = Section("Position in the embeddings", LOCATION_TEXT, key="location")
     several = len(context.runs) > 1
     for run in context.runs:
-        prefix = f"{Path(run).name}: " if several else ""
-        directory = methods_dir(run)
-        index = _read_index(directory)
-        if index is not None:
-            frame = _table(directory, index.get("table", "comparison.csv"))
+        prefix = f"{context.label(run)}: " if several else ""
+        layout = RunLayout(run)
+        for files in layout.outputs("methods"):
+            index = _read_index(files.directory) or {}
+            frame = _table(files, index.get("table", files.tables[0].name))
             if frame is not None:
                 context.tables["comparison"] = pd.concat(
                     [t for t in (context.tables.get("comparison"), frame) if t is not None], ignore_index=True
                 )
                 caption = f"metric: {index.get('metric', 'cosine')}; k = {index.get('ks', [])}"
                 comparison.tables.append(Table(prefix + "Methods compared", frame, caption=caption))
-            comparison.figures.extend(_figures(directory, index, prefix))
-        location_dir = directory / "location"
-        index = _read_index(location_dir)
-        if index is not None:
-            frame = _table(location_dir, index.get("table", "scores.csv"))
+            comparison.figures.extend(_figures(files, index, prefix))
+        for files in layout.outputs("location"):
+            index = _read_index(files.directory) or {}
+            frame = _table(files, index.get("table", files.tables[0].name))
             if frame is not None:
                 what = ", ".join(
                     f"{k}: {index[k]}"
@@ -98,5 +97,5 @@ def method_sections(context: SectionContext) -> list[Section]:
                 location.tables.append(
                     Table(prefix + "Location R^2 per method and layer", frame, caption=what)
                 )
-            location.figures.extend(_figures(location_dir, index, prefix))
+            location.figures.extend(_figures(files, index, prefix))
     return [s for s in (comparison, location) if s.figures or s.tables]

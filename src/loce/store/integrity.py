@@ -26,10 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loce.run_layout import RunLayout
 from loce.store.atomic import is_temp_name
 from loce.store.manifest import JobSpec, Manifest
 from loce.store.schema import KEY_COLUMNS, META_KIND, OK, REQUIRED_COLUMNS, SCHEMA
-from loce.store.shards import ANNOTATION_SHARD, SHARD_DIR, first_line, parse_shard_name
+from loce.store.shards import ANNOTATION_SHARD, first_line, parse_shard_name
 
 OVERLAP_KEY = ["model", "method", "layer", "sample_id", "concept"]
 """Rows of two jobs with equal values here describe the same LoCE (ok rows with a layer only)."""
@@ -242,7 +243,7 @@ def inspect_store(run_dir: str | Path, manifest: Manifest, pages: bool = False) 
     Returns:
         An :class:`IntegrityReport`; nothing on disk is changed.
     """
-    shard_dir = Path(run_dir) / SHARD_DIR
+    shard_dir = RunLayout(run_dir).loces
     report = IntegrityReport()
     if not shard_dir.is_dir():
         return report

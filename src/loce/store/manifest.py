@@ -1,16 +1,24 @@
 """The run manifest (``RUN/manifest.json``): what produced the shards, so a run can be reproduced and resumed.
 
 Plain JSON, written atomically. It records the store format version, the ``loce`` version and package versions
-that created the run, the image root that the ``image`` column is relative to, and one entry per job: the model
-spec, layers, preprocessing, fit settings (and their id), dataset description and seed.
+that created the run, the image root that the ``image`` column is relative to, the run id, and one entry per job:
+the model spec, layers, preprocessing, fit settings (and their id), dataset description and seed.
+
+The run id (``run_id``, 32 hex digits) names the run wherever runs are compared or reported, beside its full path
+(never its folder name). A new run gets a random one. A run written before run ids has none recorded: readers
+derive it from the manifest's content (:func:`derived_run_id`, the same for every reader, nothing written) and
+the first writer that opens the run records that same id.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import platform
+import re
+import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -19,10 +27,12 @@ from typing import Any
 import numpy as np
 
 from loce.errors import StoreError
+from loce.run_layout import MANIFEST_FILE, RunLayout
 from loce.store.atomic import write_bytes_atomic, write_error
 from loce.store.schema import FORMAT_NAME, FORMAT_VERSION, check_readable
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = MANIFEST_FILE
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _VERSIONED_PACKAGES = ("loce", "torch", "numpy", "pyarrow", "pandas", "pycocotools")
 _COMPARED_FIELDS = (
     "method",
@@ -210,6 +220,8 @@ class Manifest:
         created_by: ``"loce <version>"``.
         created_at: creation time (UTC, ISO-8601).
         package_versions: versions at creation (see :func:`package_versions`).
+        run_id: the run's id (see the module docstring).
+        run_id_recorded: whether ``run_id`` is in the file (``False``: derived from an older manifest).
         extra: top-level keys this ``loce`` does not know (written by a newer minor version); kept on rewrite.
     """
 
@@ -219,6 +231,8 @@ class Manifest:
     created_by: str = ""
     created_at: str = ""
     package_versions: dict[str, str | None] = field(default_factory=dict)
+    run_id: str = ""
+    run_id_recorded: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -231,6 +245,7 @@ class Manifest:
             created_by=f"loce {versions['loce']}",
             created_at=now_iso(),
             package_versions=versions,
+            run_id=uuid.uuid4().hex,
         )
 
     def job(self, name: str) -> JobSpec | None:
@@ -254,6 +269,7 @@ class Manifest:
             "format_version": self.format_version,
             "created_by": self.created_by,
             "created_at": self.created_at,
+            "run_id": self.run_id,
             "image_root": self.image_root,
             "package_versions": self.package_versions,
             "jobs": self.jobs,
@@ -266,10 +282,22 @@ _KNOWN_KEYS = (
     "format_version",
     "created_by",
     "created_at",
+    "run_id",
     "image_root",
     "package_versions",
     "jobs",
 )
+
+
+def derived_run_id(data: dict[str, Any]) -> str:
+    """The run id of a manifest that records none: a digest of its content (read-only, the same for every reader).
+
+    Example:
+        >>> derived_run_id({"format": "loce-store", "created_at": "2026-01-01T00:00:00+00:00", "jobs": []})
+        '89bd35ea0c95e90f5f58b2085665378a'
+    """
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def read_manifest(run_dir: str | Path) -> Manifest:
@@ -278,7 +306,7 @@ def read_manifest(run_dir: str | Path) -> Manifest:
     Raises:
         StoreError: when it is missing, not valid JSON, not a loce store manifest, or of an unreadable version.
     """
-    path = Path(run_dir) / MANIFEST_NAME
+    path = RunLayout(run_dir).manifest
     if not path.is_file():
         raise StoreError(
             f"{path} does not exist: {run_dir} is not a LoCE store (create one with `loce fit --out`)"
@@ -292,6 +320,12 @@ def read_manifest(run_dir: str | Path) -> Manifest:
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise StoreError(f'{path} is not a LoCE store manifest (no "format": "{FORMAT_NAME}")')
     check_readable(str(data.get("format_version")), str(path))
+    run_id = data.get("run_id")
+    if run_id is not None and not (isinstance(run_id, str) and RUN_ID_PATTERN.match(run_id)):
+        raise StoreError(
+            f'{path} is damaged: "run_id" must be 32 hexadecimal digits, got {run_id!r}; restore it from a '
+            "backup or remove the key (readers then derive one)"
+        )
     jobs = data.get("jobs", [])
     if not isinstance(jobs, list) or not all(
         isinstance(j, dict) and isinstance(j.get("name"), str) and isinstance(j.get("model"), str)
@@ -308,16 +342,19 @@ def read_manifest(run_dir: str | Path) -> Manifest:
         created_by=str(data.get("created_by", "")),
         created_at=str(data.get("created_at", "")),
         package_versions=dict(data.get("package_versions", {})),
+        run_id=run_id or derived_run_id(data),
+        run_id_recorded=run_id is not None,
         extra={k: v for k, v in data.items() if k not in _KNOWN_KEYS},
     )
 
 
 def write_manifest(run_dir: str | Path, manifest: Manifest) -> Path:
-    """Write ``RUN/manifest.json`` atomically (a crash leaves the previous version intact)."""
-    path = Path(run_dir) / MANIFEST_NAME
+    """Write ``RUN/manifest.json`` atomically (a crash leaves the previous version intact); records the run id."""
+    path = RunLayout(run_dir).manifest
     text = json.dumps(manifest.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
     try:
         write_bytes_atomic(path, text.encode("utf-8"))
     except OSError as exc:
         raise write_error(path, exc) from None
+    manifest.run_id_recorded = True
     return path

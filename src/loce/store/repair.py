@@ -16,12 +16,11 @@ import os
 from pathlib import Path
 
 from loce.errors import StoreError
+from loce.run_layout import RunLayout
 from loce.store.atomic import fsync_dir, write_error
 from loce.store.integrity import IntegrityReport, inspect_store
 from loce.store.manifest import read_manifest
 from loce.store.store import acquire_write_lock, release_write_lock
-
-QUARANTINE_DIR = "quarantine"
 
 
 def check_store(run: str | Path, pages: bool = True) -> IntegrityReport:
@@ -36,7 +35,7 @@ def check_store(run: str | Path, pages: bool = True) -> IntegrityReport:
 
 def planned_moves(run: str | Path, report: IntegrityReport) -> list[tuple[Path, Path, str]]:
     """``(file, destination in RUN/quarantine/, problem kind)`` for every file the report says to move aside."""
-    target_dir = Path(run) / QUARANTINE_DIR
+    target_dir = RunLayout(run).quarantine
     taken = {p.name for p in target_dir.iterdir()} if target_dir.is_dir() else set()
     moves, seen = [], set()
     for problem in report.problems:
@@ -61,7 +60,7 @@ def move_aside(run: str | Path, moves: list[tuple[Path, Path, str]]) -> None:
     run = Path(run)
     fd = acquire_write_lock(run)
     try:
-        target_dir = run / QUARANTINE_DIR
+        target_dir = RunLayout(run).quarantine
         try:
             target_dir.mkdir(exist_ok=True)
             for source, target, _ in moves:

@@ -17,10 +17,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from loce.errors import StoreError
+from loce.run_layout import shard_file_name
 from loce.store.atomic import atomic_output, write_error
 from loce.store.schema import META_JOB, META_KIND, SCHEMA, STRING_COLUMNS
 
-SHARD_DIR = "loces"
 ANNOTATION_SHARD = "annotation_skips"
 """``META_KIND`` of shard number 0 of a job: the skips its dataset recorded while reading annotations."""
 ANNOTATION_NUMBER = 0
@@ -57,7 +57,7 @@ def shard_name(job: str, number: int) -> str:
         >>> shard_name("lite0", 7)
         'lite0-000007.parquet'
     """
-    return f"{check_job_name(job)}-{number:06d}.parquet"
+    return shard_file_name(check_job_name(job), number)
 
 
 def parse_shard_name(name: str) -> tuple[str, int] | None:

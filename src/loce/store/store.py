@@ -29,15 +29,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from loce.errors import StoreError
+from loce.run_layout import RunLayout
 from loce.store.atomic import remove_stale_temp_files, write_error
 from loce.store.integrity import IntegrityReport, inspect_store, overlapping_jobs_in
-from loce.store.manifest import MANIFEST_NAME, JobSpec, Manifest, read_manifest, write_manifest
+from loce.store.manifest import JobSpec, Manifest, read_manifest, write_manifest
 from loce.store.query import Selector, as_list, filter_expression, matrix_from_lists
 from loce.store.schema import COLUMNS, HEAVY_COLUMNS, OK
 from loce.store.shards import (
     ANNOTATION_NUMBER,
     ANNOTATION_SHARD,
-    SHARD_DIR,
     check_job_name,
     is_annotation_shard,
     list_shards,
@@ -55,7 +55,6 @@ try:
 except ImportError:  # Windows: no advisory lock; one writer per run is then the user's responsibility.
     fcntl = None
 
-LOCK_NAME = ".lock"
 META_COLUMNS = [c for c in COLUMNS if c not in HEAVY_COLUMNS]
 SKIP_COLUMNS = ["sample_id", "image", "concept", "layer", "model", "method", "job", "status", "detail"]
 FILE_SKIP_PREFIXES = ("missing_", "corrupt_", "truncated_", "unreadable_")
@@ -92,21 +91,22 @@ def acquire_write_lock(path: Path) -> int | None:
     """
     if fcntl is None:
         return None
+    lock = RunLayout(path).lock
     try:
-        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise StoreError(
                 f"{path} is not writable ({exc.strerror}); make it writable or choose another --out directory "
                 "(reading it needs no write access)"
             ) from None
-        raise write_error(path / LOCK_NAME, exc) from None
+        raise write_error(lock, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
         raise StoreError(
-            f"another process is writing to {path} (it holds {path / LOCK_NAME}); wait for it to finish or "
+            f"another process is writing to {path} (it holds {lock}); wait for it to finish or "
             "write to another --out directory"
         ) from None
     return fd
@@ -168,6 +168,7 @@ class LoCEStore:
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
         self.path = Path(path)
+        self.layout = RunLayout(self.path)
         self.mode = mode
         self.prefer_jobs: tuple[str, ...] | None = tuple(as_list(jobs)) if jobs is not None else None
         self._lock_fd: int | None = None
@@ -223,11 +224,13 @@ class LoCEStore:
         try:
             remove_stale_temp_files(self.path)
             remove_stale_temp_files(self.shard_dir)
-            if (self.path / MANIFEST_NAME).exists():
+            if self.layout.manifest.exists():
                 self.manifest = read_manifest(self.path)
+                if not self.manifest.run_id_recorded:  # from before run ids: record the id readers derive
+                    write_manifest(self.path, self.manifest)
             elif list_shards(self.shard_dir):
                 raise StoreError(
-                    f"{self.shard_dir} holds shards but {self.path / MANIFEST_NAME} is missing; restore the "
+                    f"{self.shard_dir} holds shards but {self.layout.manifest} is missing; restore the "
                     "manifest or use a new --out directory"
                 )
             else:
@@ -268,7 +271,12 @@ class LoCEStore:
     @property
     def shard_dir(self) -> Path:
         """``RUN/loces``: the directory pandas / polars / DuckDB read."""
-        return self.path / SHARD_DIR
+        return self.layout.loces
+
+    @property
+    def run_id(self) -> str:
+        """The run's id from its manifest (derived read-only for a run written before run ids)."""
+        return self.manifest.run_id
 
     @property
     def image_root(self) -> Path | None:
@@ -283,9 +291,7 @@ class LoCEStore:
     def image_path(self, image: str) -> Path:
         """The absolute path of a row's ``image`` value."""
         if self.image_root is None:
-            raise StoreError(
-                f"{self.path / MANIFEST_NAME} records no image_root; image paths cannot be resolved"
-            )
+            raise StoreError(f"{self.layout.manifest} records no image_root; image paths cannot be resolved")
         return self.image_root / image
 
     def shards(self, job: str | None = None) -> list[Path]:
@@ -381,9 +387,7 @@ class LoCEStore:
         """The column values every row of ``job`` gets unless it gives them (``job``, ``model``, ``method``, ...)."""
         spec = self.manifest.job(job)
         if spec is None:
-            raise StoreError(
-                f"job {job!r} is not in {self.path / MANIFEST_NAME}; call register_job(spec) first"
-            )
+            raise StoreError(f"job {job!r} is not in {self.layout.manifest}; call register_job(spec) first")
         defaults = {"job": job, "model": spec.model, "method": spec.method}
         if spec.settings_id is not None:
             defaults["settings_id"] = spec.settings_id
