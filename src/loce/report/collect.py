@@ -352,14 +352,7 @@ def collect_report(
     bar.close()
     figures.mkdir(parents=True, exist_ok=True)
     context = SectionContext(
-        runs=runs,
-        rows=all_rows,
-        figures=figures,
-        colors=colors,
-        labels=labels,
-        seed=seed,
-        progress=progress,
-        timer=timer,
+        runs, all_rows, figures, colors, labels, seed=seed, progress=progress, timer=timer
     )
     sections.extend(provided_sections(context))
     for writer in context.writers:

@@ -55,80 +55,79 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def _outputs(context: SectionContext, step: str):
+    """``(files, prefix)`` of each finished output of ``step`` in the runs (the prefix names the run if several)."""
+    for run in context.runs:
+        for files in RunLayout(run).outputs(step):
+            yield files, (f"{context.label(run)} · {files.name}" if len(context.runs) > 1 else files.name)
+
+
 def _localize_section(context: SectionContext) -> Section | None:
     section = Section("Where the model sees each concept", LOCALIZE_TEXT + METRICS_TEXT, key="localization")
-    several = len(context.runs) > 1
-    for run in context.runs:
-        for files in RunLayout(run).outputs("localization"):
-            prefix = f"{context.label(run)} · {files.name}" if several else files.name
-            summary = _read_csv(files.summary)
-            record = _read_json(files.vectors)
-            notes = "; ".join(record.get("notes", []))
-            images = record.get("settings", {}).get("images")
-            caption = f"{images} images. " if images else ""
-            if summary is not None and len(summary):
-                section.tables.append(Table(f"Localisation · {prefix}", summary, caption=caption + notes))
-            for concept, figure in files.heatmap_figures():
-                section.figures.append(
-                    FigureRef(
-                        figure,
-                        f"{prefix}: projections of the {concept!r} vectors (columns) on example images; outline: "
-                        "the concept's mask, x: the map's peak",
-                        Tags(concept=concept),
-                        wide=True,
-                    )
+    for files, prefix in _outputs(context, "localization"):
+        summary = _read_csv(files.summary)
+        record = _read_json(files.vectors)
+        notes = "; ".join(record.get("notes", []))
+        images = record.get("settings", {}).get("images")
+        caption = f"{images} images. " if images else ""
+        if summary is not None and len(summary):
+            section.tables.append(Table(f"Localisation · {prefix}", summary, caption=caption + notes))
+        for concept, figure in files.heatmap_figures():
+            section.figures.append(
+                FigureRef(
+                    figure,
+                    f"{prefix}: projections of the {concept!r} vectors (columns) on example images; outline: "
+                    "the concept's mask, x: the map's peak",
+                    Tags(concept=concept),
+                    wide=True,
                 )
+            )
     return section if section.tables or section.figures else None
 
 
 def _cbm_section(context: SectionContext) -> Section | None:
     section = Section("Concept bottleneck with a concept locator", CBM_TEXT + METRICS_TEXT, key="cbm")
-    several = len(context.runs) > 1
-    for run in context.runs:
-        for files in RunLayout(run).outputs("cbm"):
-            prefix = f"{context.label(run)} · {files.name}" if several else files.name
-            record = _read_json(files.record)
-            table = _read_csv(files.table)
-            facts = []
-            if record.get("test_images"):
-                facts.append(
-                    f"{record['test_images']} held-out scenes, {record.get('maps_per_method')} concept maps"
+    for files, prefix in _outputs(context, "cbm"):
+        record = _read_json(files.record)
+        table = _read_csv(files.table)
+        facts = []
+        if record.get("test_images"):
+            facts.append(
+                f"{record['test_images']} held-out scenes, {record.get('maps_per_method')} concept maps"
+            )
+        for model in record.get("models", []):
+            cfg = model.get("config", {})
+            facts.append(
+                f"{model.get('name')}: {model.get('layer')}, {cfg.get('pooling')} pooling, {cfg.get('epochs')} "
+                f"epochs, seed {cfg.get('seed')}"
+                + (
+                    f", alignment weight {cfg.get('alignment_weight')}, radius {cfg.get('radius_start')} -> "
+                    f"{cfg.get('radius_end')} ({cfg.get('radius_schedule')}), "
+                    f"{cfg.get('alignment_normalization', 'none')} map normalisation"
+                    if cfg.get("locator")
+                    else ""
                 )
-            for model in record.get("models", []):
-                cfg = model.get("config", {})
-                facts.append(
-                    f"{model.get('name')}: {model.get('layer')}, {cfg.get('pooling')} pooling, {cfg.get('epochs')} "
-                    f"epochs, seed {cfg.get('seed')}"
-                    + (
-                        f", alignment weight {cfg.get('alignment_weight')}, radius {cfg.get('radius_start')} -> "
-                        f"{cfg.get('radius_end')} ({cfg.get('radius_schedule')}), "
-                        f"{cfg.get('alignment_normalization', 'none')} map normalisation"
-                        if cfg.get("locator")
-                        else ""
-                    )
-                )
-            caption = ". ".join(facts + record.get("notes", []))
-            if table is not None:
-                section.tables.append(
-                    Table(f"Plain CBM vs Loc-CBM vs LoCE · {prefix}", table, caption=caption)
-                )
-            per_concept = _read_csv(files.per_concept)
-            if per_concept is not None and len(per_concept):
-                section.tables.append(Table(f"Per concept · {prefix}", per_concept, max_rows=200))
-            for path, caption, wide in (
-                (
-                    files.heatmaps.with_suffix(".jpg"),
-                    "concept maps of each model on held-out scenes; outline: the concept's mask, x: peak",
-                    True,
-                ),
-                (
-                    files.metrics_figure.with_suffix(".png"),
-                    "localisation and recognition side by side",
-                    False,
-                ),
-            ):
-                if path.is_file():
-                    section.figures.append(FigureRef(path, f"{prefix}: {caption}", wide=wide))
+            )
+        caption = ". ".join(facts + record.get("notes", []))
+        if table is not None:
+            section.tables.append(Table(f"Plain CBM vs Loc-CBM vs LoCE · {prefix}", table, caption=caption))
+        per_concept = _read_csv(files.per_concept)
+        if per_concept is not None and len(per_concept):
+            section.tables.append(Table(f"Per concept · {prefix}", per_concept, max_rows=200))
+        for path, caption, wide in (
+            (
+                files.heatmaps.with_suffix(".jpg"),
+                "concept maps of each model on held-out scenes; outline: the concept's mask, x: peak",
+                True,
+            ),
+            (
+                files.metrics_figure.with_suffix(".png"),
+                "localisation and recognition side by side",
+                False,
+            ),
+        ):
+            if path.is_file():
+                section.figures.append(FigureRef(path, f"{prefix}: {caption}", wide=wide))
     return section if section.tables or section.figures else None
 
 
