@@ -34,6 +34,7 @@ from loce.analysis.inputs import ConceptIndex
 from loce.analysis.neighbours import scan_neighbourhoods
 from loce.engines import RayOptions
 from loce.engines.ray_analysis import _scan_task, approximate_scan, recall_at_k
+from loce.run_layout import RunLayout
 from loce.runs import peak_memory_mb
 
 DIM, CONCEPTS, K = 256, 50, 10
@@ -95,7 +96,7 @@ def fit_part(scenes: int, workers: int, batch_size: int) -> list[str]:
     diff = float(
         np.abs(np.concatenate(a["vector"][ok].tolist()) - np.concatenate(b["vector"][ok].tolist())).max()
     )
-    shard_bytes = sum(p.stat().st_size for p in (root / "ray" / "loces").glob("*.parquet"))
+    shard_bytes = sum(p.stat().st_size for p in RunLayout(root / "ray").loces.glob("*.parquet"))
     local_ips = local.images_processed / local.timings.total
     ray_ips = remote.images_processed / remote.timings.total
     return [

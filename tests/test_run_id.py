@@ -55,3 +55,12 @@ def test_a_damaged_run_id_is_refused_naming_the_manifest(tmp_path):
     manifest.write_text(json.dumps(data))
     with pytest.raises(StoreError, match=r"manifest\.json is damaged: \"run_id\""):
         LoCEStore.open(run)
+
+
+def test_loce_info_names_the_run_by_full_path_and_run_id(tmp_path, capsys):
+    from loce.cli.main import main
+
+    run = _run(tmp_path / "RUN")
+    assert main(["info", str(run)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"run {run.resolve()} (run id {LoCEStore.open(run).run_id})"

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         subparsers,
         "info",
         help="summarise a run directory",
-        description="Print the jobs of a run (model, layers, method, settings), LoCE counts, IoU and skips.",
+        description="Print the run (full path, run id), its jobs (model, layers, method, settings), LoCE counts, IoU and skips.",
         examples=EXAMPLES,
     )
     parser.add_argument("run", help="run directory written by `loce fit` / `loce embed`")
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from loce.store import LoCEStore
 
     store = LoCEStore.open(args.run)
+    print(f"run {store.path.resolve()} (run id {store.run_id})")
     for job in store.jobs.values():
         print(
             f"job {job.name}: method {job.method}, model {job.model}, layers {', '.join(job.layers)}"

@@ -231,7 +231,7 @@ class Manifest:
     created_by: str = ""
     created_at: str = ""
     package_versions: dict[str, str | None] = field(default_factory=dict)
-    run_id: str = ""
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     run_id_recorded: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -245,7 +245,6 @@ class Manifest:
             created_by=f"loce {versions['loce']}",
             created_at=now_iso(),
             package_versions=versions,
-            run_id=uuid.uuid4().hex,
         )
 
     def job(self, name: str) -> JobSpec | None:
