@@ -54,18 +54,24 @@ def naive_fit(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     contraction: str = "broadcast",
+    shared: bool = False,
 ) -> NaiveResult:
-    """The paper's optimisation, naively: all channels upsampled, autograd, ``torch.optim.AdamW``."""
+    """The paper's optimisation, naively: all channels upsampled, autograd, ``torch.optim.AdamW``.
+
+    ``shared=True``: a global (Net2Vec-style) vector instead, ONE ``1 x C`` parameter for all samples, whose
+    per-sample losses are summed (``loss`` stays per sample).
+    """
     b, c = activations.shape[:2]
     upsampled = F.interpolate(activations.float(), size=(grid, grid), mode="bilinear", align_corners=False)
     target = naive_targets(masks, grid)
-    v = torch.zeros(b, c, requires_grad=True)
+    v = torch.zeros(1 if shared else b, c, requires_grad=True)
     optimizer = torch.optim.AdamW([v], lr=lr, weight_decay=weight_decay, betas=betas, eps=eps)
 
     def predict() -> torch.Tensor:
+        per_sample = v.expand(b, c)
         if contraction == "einsum":
-            return torch.sigmoid(torch.einsum("bc,bchw->bhw", v, upsampled))
-        return torch.sigmoid((upsampled * v[:, :, None, None]).sum(dim=1))
+            return torch.sigmoid(torch.einsum("bc,bchw->bhw", per_sample, upsampled))
+        return torch.sigmoid((upsampled * per_sample[:, :, None, None]).sum(dim=1))
 
     for _ in range(steps):
         optimizer.zero_grad()

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest_fit import naive
 from loce.baselines.global_vector import fit_shared_vector
 from loce.errors import InputError
-from loce.fit import LoCEFitter
+from loce.fit import PRESETS, LoCEFitter
 
 
 def planted(n: int, seed: int = 0, noise: float = 0.3):
@@ -61,3 +62,45 @@ def test_unusable_samples_are_left_out_and_reported():
     assert np.isnan(fit.iou[[1, 2]]).all() and np.isfinite(fit.vector).all()
     with pytest.raises(InputError, match="none of the 1 samples"):
         fit_shared_vector(acts[1:2], masks[1:2])
+
+
+def test_agrees_with_the_naive_summed_objective():
+    """An independent implementation: one parameter, all channels upsampled, autograd, torch.optim.AdamW."""
+    problem = naive.planted_problem(7, 10, 7, 9, mask_sizes=((60, 80), (45, 45), (30, 100)), seed=3)
+    fit = fit_shared_vector(problem.activations, problem.masks, "paper")
+    reference = naive.naive_fit(problem.activations, problem.masks, contraction="einsum", shared=True)
+    theirs = reference.vectors[0].numpy()
+    assert np.abs(fit.vector - theirs).max() < 1e-4
+    assert fit.vector @ theirs / (np.linalg.norm(fit.vector) * np.linalg.norm(theirs)) > 0.9999
+    np.testing.assert_allclose(fit.loss, reference.loss.numpy(), rtol=1e-4)
+    assert np.abs(fit.vector).max() > 0.5  # it moved far from the zero init: the comparison is not vacuous
+
+
+def test_early_stop_on_the_summed_loss():
+    """With a tolerance the summed loss decides: a loose tolerance stops early, the steps are reported."""
+    acts, masks = planted(6)
+    settings = PRESETS["paper"].replace(tol=1e-2, patience=2)
+    fit = fit_shared_vector(acts, masks, settings)
+    full = fit_shared_vector(acts, masks, settings.replace(steps=fit.steps))
+    assert 2 <= fit.steps < 50
+    np.testing.assert_allclose(fit.vector, full.vector, rtol=0, atol=1e-6)
+
+
+def test_extreme_magnitudes_fit_like_ordinary_ones():
+    """A channel at 2^85 (~4e25, beyond float32 Adam's range) is rescaled by a power of two for the fit.
+
+    Ground truth: channel 0 is +-1, so its largest magnitude over the samples is 2^85 = 0.5 * 2^86; it is brought
+    to +-0.5 exactly, so the vector is the one of the inputs with channel 0 halved, its entry 0 scaled by 2^-86.
+    """
+    acts, masks = planted(5)
+    unit = acts.clone()
+    unit[:, 0] *= 0.5
+    huge = acts.clone()
+    huge[:, 0] *= 2.0**85
+    reference = fit_shared_vector(unit, masks)
+    fit = fit_shared_vector(huge, masks)
+    expected = reference.vector.copy()
+    expected[0] = np.ldexp(expected[0], -86)
+    np.testing.assert_array_equal(fit.vector, expected)
+    np.testing.assert_array_equal(fit.iou, reference.iou)
+    assert np.nanmin(reference.iou) > 0.7  # a real localisation, not a zero vector

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from loce.errors import InputError
-from loce.fit import binary_iou, logits, project, projection_iou
+from loce.fit import binary_iou, logits, mask_iou, project, projection_iou, projection_maps, resize_maps
 
 
 def test_binary_iou_hand_values():
@@ -102,3 +102,62 @@ def test_paper_iou_equals_the_publication_computation():
     assert project(v[:1], acts[:1], convention="paper").shape == (1, 100, 100)
     with pytest.raises(InputError, match="convention"):
         projection_iou(logits(v, acts), masks, convention="skimage")
+
+
+def test_mask_iou_hand_values_for_arrays_tensors_and_sequences():
+    pred = np.array([[[1, 1, 0]], [[0, 0, 0]], [[1, 0, 1]]], bool)
+    masks = np.array([[[0, 1, 1]], [[0, 0, 0]], [[1, 0, 1]]], bool)
+    expected = [1 / 3, np.nan, 1.0]  # inter 1 / union 3; both empty; identical
+    np.testing.assert_allclose(mask_iou(pred, masks), expected)
+    np.testing.assert_allclose(mask_iou(torch.from_numpy(pred), torch.from_numpy(masks)), expected)
+    np.testing.assert_allclose(mask_iou(pred, list(masks)), expected)
+    assert mask_iou(pred[:0], masks[:0]).shape == (0,)
+    with pytest.raises(InputError, match="same shape"):
+        mask_iou(pred, [np.zeros((1, 4), bool)] * 3)
+    with pytest.raises(InputError, match="3 predictions but 2 masks"):
+        mask_iou(pred, masks[:2])
+
+
+def test_mask_iou_equals_the_counting_it_replaced():
+    """The localisation metrics counted with torch reductions, ``binary_iou`` with numpy: all agree."""
+    rng = np.random.default_rng(3)
+    pred = rng.random((6, 9, 11)) > 0.6
+    masks = rng.random((6, 9, 11)) > 0.5
+    masks[2] = False
+    pred[2] = False
+    p, t = torch.from_numpy(pred), torch.from_numpy(masks)
+    inter = (p & t).flatten(1).sum(dim=1).double()
+    union = (p | t).flatten(1).sum(dim=1).double()
+    old = (inter / union.clamp_min(1)).numpy()
+    old[union.numpy() == 0] = np.nan
+    np.testing.assert_array_equal(mask_iou(pred, masks), old)
+    assert [binary_iou(a, b) for a, b in zip(pred, masks)][:2] == old[:2].tolist()
+
+
+def test_projection_maps_equal_the_naive_conventions_for_any_leading_shape():
+    from skimage.transform import resize
+
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(2, 3, 5, 7, generator=g)
+    native = projection_maps(z, (20, 28))
+    naive_native = torch.sigmoid(F.interpolate(z, size=(20, 28), mode="bilinear", align_corners=False))
+    torch.testing.assert_close(native, naive_native, rtol=0, atol=1e-5)
+    torch.testing.assert_close(projection_maps(z), torch.sigmoid(z), rtol=0, atol=0)
+    paper = projection_maps(z, (40, 30), convention="paper", grid=50)
+    assert paper.shape == (2, 3, 40, 30)
+    on_grid = torch.sigmoid(F.interpolate(z.double(), size=(50, 50), mode="bilinear", align_corners=False))
+    for b in range(2):
+        for k in range(3):
+            expected = resize(on_grid[b, k].numpy(), (40, 30))
+            np.testing.assert_allclose(paper[b, k].numpy(), expected, rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match="convention"):
+        projection_maps(z, convention="exact")
+
+
+def test_resize_maps_equals_interpolate_and_keeps_maps_of_the_right_size():
+    g = torch.Generator().manual_seed(5)
+    maps = torch.randn(4, 2, 3, 6, generator=g)
+    expected = F.interpolate(maps, size=(9, 4), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(resize_maps(maps, (9, 4)), expected, rtol=0, atol=1e-6)
+    assert resize_maps(maps, (3, 6)) is maps
+    assert resize_maps(maps[0, 0], (6, 12)).shape == (6, 12)

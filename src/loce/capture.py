@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from loce.devices import module_device
 from loce.errors import LayerError, LoceError
 from loce.layouts import Layout, TokenHints, first_tensor, resolve_layout, to_nchw, token_hints
 
@@ -125,7 +126,7 @@ class LayerCapture:
         if not self._handles:
             with self:
                 return self(inputs, **forward_kwargs)
-        inputs = inputs.to(_device_of(self.module))
+        inputs = inputs.to(module_device(self.module))
         size = self.input_size or (int(inputs.shape[-2]), int(inputs.shape[-1]))
         key = tuple(inputs.shape[1:])
         if self.stop_after_last and key not in self._expected_calls:
@@ -210,7 +211,7 @@ def check_layers(model: Any, layers: Sequence[str], *, layouts: Mapping[str, str
     preprocessing = getattr(model, "preprocessing", None)
     size = tuple(preprocessing.size) if preprocessing is not None else (224, 224)
     capture = LayerCapture(module, layers, stop_after_last=False, layouts=layouts)
-    dummy = torch.zeros(1, 3, *size, device=_device_of(module))
+    dummy = torch.zeros(1, 3, *size, device=module_device(module))
     try:
         capture(dummy)
     except LoceError:
@@ -228,14 +229,6 @@ def forward_error(module: nn.Module, size: Sequence[int], exc: Exception) -> Lay
         f"a forward pass of {type(module).__name__} on a 1 x 3 x {size[0]} x {size[1]} input failed "
         f"({type(exc).__name__}: {detail}); pass the input size the model expects (--input-size H W)."
     )
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def capture_activations(
@@ -355,7 +348,7 @@ def list_layers(
         return hook
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in targets.items()]
-    dummy = torch.zeros(1, 3, *input_size, device=_device_of(module))
+    dummy = torch.zeros(1, 3, *input_size, device=module_device(module))
     try:
         with torch.no_grad():
             module(dummy)

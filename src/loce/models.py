@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from loce.checkpoints import load_weights_file
+from loce.devices import module_device, resolve_device
 from loce.errors import ModelSpecError
 from loce.model_identity import RANDOM_INIT, USER_MODULE, state_dict_fingerprint, weights_mismatch
 from loce.preprocessing import IMAGENET_MEAN, IMAGENET_STD, CallablePreprocessing, Preprocessing
@@ -101,7 +102,7 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         """The device of the module's first parameter or buffer (CPU for a module without any)."""
-        return _module_device(self.module)
+        return module_device(self.module)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description for the run manifest."""
@@ -176,7 +177,7 @@ def load_model(
         >>> loaded.preprocessing.size  # doctest: +SKIP
         (64, 64)
     """
-    torch_device = _resolve_device(device)
+    torch_device = resolve_device(device)
     if isinstance(spec, nn.Module):
         if preprocessing is None:
             warnings.warn(
@@ -686,26 +687,6 @@ def imagenet_class_names() -> list[str] | None:
         return [info.index_to_description(i).split(",")[0] for i in range(info.num_classes())]
     except (ImportError, RuntimeError, OSError):
         return None
-
-
-def _resolve_device(device: str) -> torch.device:
-    try:
-        torch_device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ModelSpecError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from exc
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelSpecError(f"device {device!r} requested but CUDA is not available here; use device='cpu'.")
-    if torch_device.type == "mps" and not torch.backends.mps.is_available():
-        raise ModelSpecError(f"device {device!r} requested but MPS is not available here; use device='cpu'.")
-    return torch_device
-
-
-def _module_device(module: nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,7 +20,7 @@ import torch
 
 from loce.cbm.model import ConceptBottleneck
 from loce.errors import InputError
-from loce.fit.targets import resize_bilinear
+from loce.fit.projection import projection_maps, resize_maps
 from loce.localize.metrics import localization_scores, mask_centroids
 
 
@@ -98,7 +98,7 @@ def localize_maps(
         for start in range(0, len(members), chunk):
             part = members[start : start + chunk]
             chosen = torch.stack([z[items[j].index, items[j].concept] for j in part])
-            resized = resize_bilinear(chosen, shape) if tuple(chosen.shape[-2:]) != shape else chosen
+            resized = resize_maps(chosen, shape)
             masks = np.stack([np.asarray(items[j].mask, dtype=bool) for j in part])
             centres = mask_centroids(masks)
             refs = [
@@ -106,7 +106,7 @@ def localize_maps(
                 for i, j in enumerate(part)
             ]
             scores = localization_scores(
-                torch.sigmoid(resized),
+                projection_maps(resized),
                 masks,
                 threshold=threshold,
                 tolerance=tolerance,

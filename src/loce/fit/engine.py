@@ -12,6 +12,10 @@ This is exactly the gradient of the paper's formulation (all channels upsampled 
 upsampling is linear, at a cost of ``O(C hw + G^2 (h + w))`` instead of ``O(C G^2)`` per sample and step. All
 products are batched matrix multiplications over the chunk, the ``G x G`` ones into buffers allocated once per
 chunk; the products with ``A`` use ``A`` stored as ``hw x C``, the fastest layout measured for them.
+
+Two problems share that machinery and one descent loop (``_descend``: solver steps, early stop, freezing):
+:func:`solve_chunk` fits one vector per sample (LoCEs), :func:`solve_shared` one vector to all samples stacked,
+its gradient summed over them (the ``global`` baseline, :mod:`loce.baselines.global_vector`).
 """
 
 from __future__ import annotations
@@ -79,8 +83,121 @@ class ChunkSolution:
     logits: Tensor  # n x h x w at the final vectors
 
 
+@dataclass
+class SharedSolution:
+    """What :func:`solve_shared` returns for one vector fitted to ``n`` samples."""
+
+    vector: Tensor  # C
+    loss: Tensor  # n: each sample's data term at the final vector (the penalty belongs to the vector)
+    steps: int  # updates applied
+    logits: Tensor  # n x h x w at the final vector
+
+
 def _take(tensors: dict[str, Tensor], keep: Tensor) -> dict[str, Tensor]:
     return {k: t[keep] for k, t in tensors.items()}
+
+
+def _samples_last(activations: Tensor) -> Tensor:
+    """``n x C x h x w`` -> ``n x hw x C``, the layout fastest for both products with the activations."""
+    n, c, h, w = activations.shape
+    return activations.reshape(n, c, h * w).transpose(1, 2).contiguous()
+
+
+class _Independent:
+    """The data term of ``n`` independent problems: row ``i`` of ``v`` is fitted to sample ``i`` alone."""
+
+    def __init__(
+        self, acts: Tensor, state: dict[str, Tensor], op: GridOperator, objective: Objective
+    ) -> None:
+        self.acts, self.state, self.op, self.objective = acts, state, op, objective
+
+    def gradient(self, v: Tensor, need_loss: bool) -> tuple[Tensor, Tensor | None]:
+        """``dL_i/dv_i`` (``m x C``) and, when ``need_loss``, ``L_i`` (``m``) for the ``m`` live problems."""
+        op = self.op
+        z = torch.bmm(v.unsqueeze(1), self.acts.transpose(1, 2)).view(-1, op.h, op.w)
+        grad_grid, loss = self.objective.loss_and_grad(op.up(z), self.state, need_loss=need_loss)
+        return torch.bmm(op.down(grad_grid).unsqueeze(1), self.acts).squeeze(1), loss
+
+    def keep(self, keep: Tensor) -> None:
+        """Drop the problems (samples) where ``keep`` is False."""
+        self.acts, self.state = self.acts[keep], _take(self.state, keep)
+
+
+class _Shared:
+    """The data term of one problem: ``v`` (``1 x C``) fitted to all samples, ``L = sum_i L_i`` over chunks."""
+
+    def __init__(self, parts: list[tuple[Tensor, dict[str, Tensor]]], op: GridOperator, objective: Objective):
+        self.parts, self.op, self.objective = parts, op, objective
+
+    def sample_logits(self, v: Tensor, acts: Tensor) -> Tensor:
+        """``z_i = v^T A_i`` (``m x h x w``) for the ``m x hw x C`` activations of one chunk."""
+        return torch.matmul(acts, v[0]).view(acts.shape[0], self.op.h, self.op.w)
+
+    def gradient(self, v: Tensor, need_loss: bool) -> tuple[Tensor, Tensor | None]:
+        """``dL/dv`` (``1 x C``) and, when ``need_loss``, ``L`` (``1``): the samples' terms summed."""
+        grad = torch.zeros_like(v)
+        total = torch.zeros(1, device=v.device) if need_loss else None
+        for acts, state in self.parts:
+            m, hw, c = acts.shape
+            grad_grid, loss = self.objective.loss_and_grad(
+                self.op.up(self.sample_logits(v, acts)), state, need_loss=need_loss
+            )
+            grad.addmm_(self.op.down(grad_grid).reshape(1, m * hw), acts.reshape(m * hw, c))
+            if total is not None:
+                total += loss.sum()
+        return grad, total
+
+    def keep(self, keep: Tensor) -> None:
+        """Nothing to drop: the one problem is only ever frozen as a whole, which ends the descent."""
+
+
+def _descend(
+    vectors: Tensor, problem: _Independent | _Shared, settings: FitSettings, solver: Solver
+) -> Tensor:
+    """``settings.steps`` solver updates of ``vectors`` (``m x C``, in place); returns the updates per vector.
+
+    The objective is the problem's data term plus the settings' penalty on each vector. With ``settings.tol``
+    set, a vector whose loss changed by at most ``tol * max(|loss|, 1)`` for ``settings.patience`` consecutive
+    steps is frozen (it no longer changes, its step count stops) and dropped from the problem.
+    """
+    m = vectors.shape[0]
+    device = vectors.device
+    steps = torch.full((m,), settings.steps, dtype=torch.int64)
+    objective = problem.objective
+    early_stop = settings.tol is not None
+    alive = torch.arange(m, device=device)
+    v = vectors
+    solver_state = solver.init_state(v)
+    previous: Tensor | None = None
+    calm = torch.zeros(m, dtype=torch.int64, device=device)
+    for step in range(1, settings.steps + 1):
+        grad_v, loss = problem.gradient(v, early_stop)
+        penalty = objective.penalty(v)
+        if penalty is not None:
+            grad_v += penalty[1]
+            loss = loss + penalty[0] if loss is not None else None
+        if early_stop:
+            if previous is not None:
+                small = (loss - previous).abs() <= settings.tol * previous.abs().clamp(min=1.0)
+                calm = torch.where(small, calm + 1, torch.zeros_like(calm))
+                done = calm >= settings.patience
+                if bool(done.any()):
+                    finished = alive[done]
+                    vectors[finished] = v[done]
+                    steps[finished.cpu()] = step - 1
+                    keep = ~done
+                    if not bool(keep.any()):
+                        alive = alive[keep]
+                        break
+                    alive, v = alive[keep], v[keep]
+                    problem.keep(keep)
+                    solver_state = _take(solver_state, keep)
+                    grad_v, loss, calm = grad_v[keep], loss[keep], calm[keep]
+            previous = loss
+        solver.step(v, grad_v, solver_state, step)
+    if v is not vectors and alive.numel():
+        vectors[alive] = v
+    return steps
 
 
 def solve_chunk(
@@ -100,47 +217,10 @@ def solve_chunk(
     n, c, h, w = activations.shape
     grid = settings.grid
     op = GridOperator(h, w, grid, n, activations.device)
-    acts = (
-        activations.reshape(n, c, h * w).transpose(1, 2).contiguous()
-    )  # n x hw x C: fastest for both products
+    acts = _samples_last(activations)
     full_state = objective.prepare(target.reshape(n, grid * grid))
     vectors = init.clone()
-    steps = torch.full((n,), settings.steps, dtype=torch.int64)
-
-    early_stop = settings.tol is not None
-    alive = torch.arange(n, device=activations.device)
-    v, a, state = vectors, acts, full_state
-    solver_state = solver.init_state(v)
-    previous: Tensor | None = None
-    calm = torch.zeros(n, dtype=torch.int64, device=activations.device)
-    for step in range(1, settings.steps + 1):
-        z = torch.bmm(v.unsqueeze(1), a.transpose(1, 2)).view(-1, h, w)
-        grad_grid, loss = objective.loss_and_grad(op.up(z), state, need_loss=early_stop)
-        grad_v = torch.bmm(op.down(grad_grid).unsqueeze(1), a).squeeze(1)
-        penalty = objective.penalty(v)
-        if penalty is not None:
-            grad_v += penalty[1]
-            loss = loss + penalty[0] if loss is not None else None
-        if early_stop:
-            if previous is not None:
-                small = (loss - previous).abs() <= settings.tol * previous.abs().clamp(min=1.0)
-                calm = torch.where(small, calm + 1, torch.zeros_like(calm))
-                done = calm >= settings.patience
-                if bool(done.any()):
-                    finished = alive[done]
-                    vectors[finished] = v[done]
-                    steps[finished.cpu()] = step - 1
-                    keep = ~done
-                    if not bool(keep.any()):
-                        alive = alive[keep]
-                        break
-                    alive, v, a = alive[keep], v[keep], a[keep]
-                    state, solver_state = _take(state, keep), _take(solver_state, keep)
-                    grad_v, loss, calm = grad_v[keep], loss[keep], calm[keep]
-            previous = loss
-        solver.step(v, grad_v, solver_state, step)
-    if v is not vectors and alive.numel():
-        vectors[alive] = v
+    steps = _descend(vectors, _Independent(acts, full_state, op, objective), settings, solver)
 
     z = torch.bmm(vectors.unsqueeze(1), acts.transpose(1, 2)).view(n, h, w)
     final_loss = objective.loss_and_grad(op.up(z), full_state, need_loss=True)[1]
@@ -148,3 +228,56 @@ def solve_chunk(
     if penalty is not None:
         final_loss = final_loss + penalty[0]
     return ChunkSolution(vectors=vectors, loss=final_loss, steps=steps, logits=z)
+
+
+def solve_shared(
+    activations: Tensor,
+    target: Tensor,
+    init: Tensor,
+    settings: FitSettings,
+    objective: Objective,
+    solver: Solver,
+    *,
+    chunk: int,
+) -> SharedSolution:
+    """Fit ONE vector to ``n`` samples jointly: the sum of the samples' objectives, as :func:`solve_chunk` does.
+
+    The same grid operator, objective and solver as a LoCE fit, with the samples stacked: per step the gradient
+    is summed over all samples (in chunks of ``chunk`` samples, bounded memory) and the vector updated once;
+    the penalty is added once. ``tol`` stops on the summed loss. One sample gives that sample's LoCE.
+
+    Args:
+        activations: ``n x C x h x w`` float32 activations.
+        target: ``n x G x G`` soft targets.
+        init: the ``1 x C`` initial vector.
+        settings, objective, solver: as for :func:`solve_chunk`.
+        chunk: samples processed at once.
+
+    Example:
+        >>> from loce.fit import PRESETS, get_objective, get_solver
+        >>> s = PRESETS["paper"]
+        >>> target = torch.zeros(3, 100, 100); target[:, 20:60, 30:70] = 1
+        >>> fit = solve_shared(torch.randn(3, 8, 7, 7), target, torch.zeros(1, 8), s,
+        ...                    get_objective(s.objective)(s), get_solver(s.solver)(s), chunk=2)
+        >>> fit.vector.shape, fit.loss.shape, fit.steps
+        (torch.Size([8]), torch.Size([3]), 50)
+    """
+    n, c, h, w = activations.shape
+    grid = settings.grid
+    chunk = max(1, min(int(chunk), n))
+    op = GridOperator(h, w, grid, chunk, activations.device)
+    acts = _samples_last(activations)
+    soft = target.reshape(n, grid * grid)
+    parts = [(acts[s : s + chunk], objective.prepare(soft[s : s + chunk])) for s in range(0, n, chunk)]
+    problem = _Shared(parts, op, objective)
+    vector = init.clone()
+    steps = _descend(vector, problem, settings, solver)
+
+    logits, losses = [], []
+    for part, state in parts:
+        z = problem.sample_logits(vector, part)
+        losses.append(objective.loss_and_grad(op.up(z), state, need_loss=True)[1])
+        logits.append(z)
+    return SharedSolution(
+        vector=vector[0], loss=torch.cat(losses), steps=int(steps[0]), logits=torch.cat(logits)
+    )

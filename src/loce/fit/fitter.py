@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from loce.devices import resolve_device
 from loce.errors import InputError
 from loce.fit.engine import solve_chunk
 from loce.fit.objectives import get_objective
@@ -122,6 +123,49 @@ def activation_problems(activations: Tensor) -> tuple[Tensor, Tensor]:
     return nonfinite, constant
 
 
+def flag_unusable(activations: Tensor, rows: Sequence[int], status: list[str], detail: list[str]) -> None:
+    """Mark the samples ``rows`` whose activations (``len(rows) x C x h x w``) no vector can be fitted to.
+
+    A sample still ``"ok"`` in ``status`` becomes ``"nonfinite_activations"`` or ``"constant_activations"`` (see
+    :func:`activation_problems`), with a sentence in ``detail``; both lists are indexed by sample and changed in
+    place.
+
+    Example:
+        >>> status, detail = ["ok", "ok"], ["", ""]
+        >>> flag_unusable(torch.stack([torch.randn(2, 3, 3), torch.ones(2, 3, 3)]), [0, 1], status, detail)
+        >>> status
+        ['ok', 'constant_activations']
+    """
+    h, w = activations.shape[2:]
+    nonfinite, constant = (t.cpu().numpy() for t in activation_problems(activations))
+    for j, i in enumerate(rows):
+        if status[i] == "ok" and nonfinite[j]:
+            status[i] = "nonfinite_activations"
+            detail[i] = (
+                f"sample {i}: the activations contain NaN or infinite values; check the model and layer "
+                "(e.g. an fp16 overflow)."
+            )
+        elif status[i] == "ok" and constant[j]:
+            status[i] = "constant_activations"
+            detail[i] = (
+                f"sample {i}: every channel is constant over the {h} x {w} grid, so no vector can localise "
+                "anything; use a layer with spatial resolution."
+            )
+
+
+def initial_vectors(settings: FitSettings, n: int, c: int, seed: int = 0) -> Tensor:
+    """The ``n x C`` start of the optimisation: zeros, or ``init_std`` times seeded normal noise (``init="normal"``).
+
+    Example:
+        >>> initial_vectors(resolve_settings("paper"), 2, 3).tolist()
+        [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    """
+    if settings.init == "normal":
+        generator = torch.Generator().manual_seed(int(seed))
+        return torch.randn(n, c, generator=generator) * settings.init_std
+    return torch.zeros(n, c)
+
+
 def channel_scales(activations: Tensor) -> Tensor | None:
     """Power-of-two factors ``s`` (``n x C``) for channels of extreme magnitude, or ``None`` when none is extreme.
 
@@ -132,8 +176,30 @@ def channel_scales(activations: Tensor) -> Tensor | None:
     fitting breaks at such magnitudes: at ``1e25`` Adam's second moment overflows and every step is zero (a zero
     vector), and below ``1e-12`` the gradients underflow beneath Adam's epsilon.
     """
+    return _power_of_two_scales(_channel_magnitudes(activations))
+
+
+def shared_channel_scales(activations: Tensor) -> Tensor | None:
+    """:func:`channel_scales` for ONE vector fitted to all ``n`` samples: a ``1 x C`` factor per channel.
+
+    A channel's magnitude is its largest over all samples, so every sample is rescaled alike and the objective,
+    a function of ``z_i = sum_k v_k A_ik``, is unchanged by ``(A_ik, v_k) -> (s_k A_ik, v_k / s_k)``.
+
+    Example:
+        >>> shared_channel_scales(torch.ones(2, 3, 4, 4)) is None
+        True
+    """
+    return _power_of_two_scales(_channel_magnitudes(activations).amax(dim=0, keepdim=True))
+
+
+def _channel_magnitudes(activations: Tensor) -> Tensor:
+    """Largest magnitude of each channel of each sample: ``n x C`` from ``n x C x h x w``."""
     flat = activations.flatten(2)
-    magnitude = torch.maximum(flat.amax(dim=2).abs(), flat.amin(dim=2).abs())
+    return torch.maximum(flat.amax(dim=2).abs(), flat.amin(dim=2).abs())
+
+
+def _power_of_two_scales(magnitude: Tensor) -> Tensor | None:
+    """``2^-e`` where the magnitude ``f 2^e`` lies outside ``[2^-40, 2^40]``, else 1; ``None`` when none does."""
     _, exponent = torch.frexp(magnitude)
     extreme = (magnitude > 0) & ((exponent > SAFE_EXPONENT) | (exponent < -SAFE_EXPONENT))
     if not bool(extreme.any()):
@@ -141,6 +207,56 @@ def channel_scales(activations: Tensor) -> Tensor | None:
     return torch.where(
         extreme, torch.ldexp(torch.ones_like(magnitude), -exponent), torch.ones_like(magnitude)
     )
+
+
+def check_fit_inputs(
+    activations: Tensor, masks: Sequence[np.ndarray] | None, targets: FitTargets | None, settings: FitSettings
+) -> tuple[Tensor, FitTargets]:
+    """Validate ``B x C x h x w`` activations with ``B`` masks (or their prepared ``targets``) for ``settings``.
+
+    Returns the activations as a tensor and the soft targets (prepared from ``masks`` when not given).
+
+    Raises:
+        InputError: naming the problem (shape, dtype, empty grid, both or neither of masks and targets, targets
+            prepared for other settings, counts that differ).
+
+    Example:
+        >>> import numpy as np
+        >>> acts, targets = check_fit_inputs(torch.randn(1, 4, 7, 7), [np.eye(8, dtype=bool)], None,
+        ...                                  resolve_settings("paper"))
+        >>> targets.status
+        ['ok']
+    """
+    acts = torch.as_tensor(activations)
+    if acts.ndim != 4:
+        raise InputError(
+            f"activations must be a B x C x h x w tensor, got shape {tuple(acts.shape)}; "
+            "reshape ViT tokens to their patch grid first (see loce.capture)."
+        )
+    if not (acts.is_floating_point() or acts.dtype in INTEGER_DTYPES):
+        raise InputError(f"activations have dtype {acts.dtype}; pass real numbers (float, or integers).")
+    if acts.shape[1] == 0 or acts.shape[2] == 0 or acts.shape[3] == 0:
+        raise InputError(
+            f"activations of shape {tuple(acts.shape)} have no channels or no grid cells; a LoCE needs "
+            "C >= 1 channels on an h x w grid with h, w >= 1."
+        )
+    if (masks is None) == (targets is None):
+        raise InputError(
+            "pass exactly one of `masks` (boolean H x W arrays) and `targets` (prepare_targets)."
+        )
+    if targets is None:
+        targets = prepare_targets(masks, settings.grid, resize=settings.target_resize)
+    elif (targets.grid, targets.resize) != (settings.grid, settings.target_resize):
+        raise InputError(
+            f"targets were prepared for grid {targets.grid} with {targets.resize!r} resizing, but the settings "
+            f"use grid {settings.grid} with {settings.target_resize!r}; prepare them with "
+            "fitter.prepare_targets(masks)."
+        )
+    if len(targets) != acts.shape[0]:
+        raise InputError(
+            f"{acts.shape[0]} activation maps but {len(targets)} masks; pass one mask per sample, in order."
+        )
+    return acts, targets
 
 
 class LoCEFitter:
@@ -196,38 +312,6 @@ class LoCEFitter:
         n_chunks = -(-n_chunks // workers) * workers  # equal shares for the workers
         return max(1, -(-b // n_chunks))
 
-    def _check_inputs(self, activations, masks, targets, settings: FitSettings) -> tuple[Tensor, FitTargets]:
-        acts = torch.as_tensor(activations)
-        if acts.ndim != 4:
-            raise InputError(
-                f"activations must be a B x C x h x w tensor, got shape {tuple(acts.shape)}; "
-                "reshape ViT tokens to their patch grid first (see loce.capture)."
-            )
-        if not (acts.is_floating_point() or acts.dtype in INTEGER_DTYPES):
-            raise InputError(f"activations have dtype {acts.dtype}; pass real numbers (float, or integers).")
-        if acts.shape[1] == 0 or acts.shape[2] == 0 or acts.shape[3] == 0:
-            raise InputError(
-                f"activations of shape {tuple(acts.shape)} have no channels or no grid cells; a LoCE needs "
-                "C >= 1 channels on an h x w grid with h, w >= 1."
-            )
-        if (masks is None) == (targets is None):
-            raise InputError(
-                "pass exactly one of `masks` (boolean H x W arrays) and `targets` (prepare_targets)."
-            )
-        if targets is None:
-            targets = prepare_targets(masks, settings.grid, resize=settings.target_resize)
-        elif (targets.grid, targets.resize) != (settings.grid, settings.target_resize):
-            raise InputError(
-                f"targets were prepared for grid {targets.grid} with {targets.resize!r} resizing, but the settings "
-                f"use grid {settings.grid} with {settings.target_resize!r}; prepare them with "
-                "fitter.prepare_targets(masks)."
-            )
-        if len(targets) != acts.shape[0]:
-            raise InputError(
-                f"{acts.shape[0]} activation maps but {len(targets)} masks; pass one mask per sample, in order."
-            )
-        return acts, targets
-
     def fit(
         self,
         activations: Tensor,
@@ -252,18 +336,12 @@ class LoCEFitter:
             InputError: on shapes that do not fit together, bad masks, or unusable settings.
         """
         settings = resolve_settings(self.settings)
-        device = torch.device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise InputError("device 'cuda' was requested but CUDA is not available here; use device='cpu'.")
-        acts, targets = self._check_inputs(activations, masks, targets, settings)
+        device = resolve_device(self.device, error=InputError)
+        acts, targets = check_fit_inputs(activations, masks, targets, settings)
         b, c, h, w = acts.shape
         objective = get_objective(settings.objective)(settings)
         solver = get_solver(settings.solver)(settings)
-        if settings.init == "normal":
-            generator = torch.Generator().manual_seed(int(self.seed))
-            init = torch.randn(b, c, generator=generator) * settings.init_std
-        else:
-            init = torch.zeros(b, c)
+        init = initial_vectors(settings, b, c, self.seed)
 
         embeddings = np.zeros((b, c), dtype=np.float32)
         iou = np.full(b, np.nan)
@@ -279,20 +357,7 @@ class LoCEFitter:
         def fit_chunk(start: int) -> None:  # writes rows start..start+chunk of the result arrays
             rows = np.arange(start, min(start + chunk, b))
             part = acts[start : rows[-1] + 1].to(device=device, dtype=torch.float32)
-            nonfinite, constant = (t.cpu().numpy() for t in activation_problems(part))
-            for j, i in enumerate(rows):
-                if status[i] == "ok" and nonfinite[j]:
-                    status[i] = "nonfinite_activations"
-                    detail[i] = (
-                        f"sample {i}: the activations contain NaN or infinite values; check the model and layer "
-                        "(e.g. an fp16 overflow)."
-                    )
-                elif status[i] == "ok" and constant[j]:
-                    status[i] = "constant_activations"
-                    detail[i] = (
-                        f"sample {i}: every channel is constant over the {h} x {w} grid, so no vector can localise "
-                        "anything; use a layer with spatial resolution."
-                    )
+            flag_unusable(part, rows, status, detail)
             keep = np.array([status[i] == "ok" for i in rows])
             if not keep.any():
                 return

@@ -8,6 +8,12 @@ Two conventions bring it to another size (an image's, a mask's):
 - ``"paper"`` (the publication's): the projection formed on the ``grid x grid`` common grid from bilinearly
   upsampled activations (computed exactly by upsampling only ``z``), ``P = sigmoid(U_G z U_G^T)``, then ``P``
   resized to the target size as scikit-image's ``resize`` does (:func:`loce.fit.targets.skimage_resize`).
+
+This module is the one place of that maths: the 1 x 1 convolution (:func:`logits` for one vector per sample,
+:func:`concept_logits` for every vector on every sample), the conventions (:func:`projection_maps`, on logits of
+any leading shape; :func:`project` on vectors and activations), the native resize (:func:`resize_maps`) and the
+IoU (:func:`mask_iou` of boolean maps, :func:`projection_iou` of logits at each mask's resolution). Fitting,
+localisation, the concept bottleneck's evaluation and the report's figures all use these.
 """
 
 from __future__ import annotations
@@ -32,6 +38,49 @@ def logits(vectors: Tensor, activations: Tensor) -> Tensor:
     """The 1 x 1 convolution ``z_b = sum_k v_bk A_bk``: ``B x h x w`` from ``B x C`` vectors and ``B x C x h x w``."""
     b, c, h, w = activations.shape
     return torch.bmm(vectors.unsqueeze(1), activations.reshape(b, c, h * w)).view(b, h, w)
+
+
+def concept_logits(vectors: Tensor | np.ndarray, activations: Tensor) -> Tensor:
+    """``z[b, k] = sum_c v[k, c] A[b, c]``: ``B x K x h x w`` logits of ``K x C`` vectors on ``B x C x h x w``.
+
+    Every vector on every sample (where :func:`logits` pairs vector ``b`` with sample ``b``).
+
+    Raises:
+        InputError: when the vectors' length differs from the activations' channel count.
+
+    Example:
+        >>> concept_logits(torch.ones(1, 2), torch.ones(1, 2, 3, 3))[0, 0, 0, 0].item()
+        2.0
+    """
+    acts = torch.as_tensor(activations)
+    if acts.ndim != 4:
+        raise InputError(f"activations must be B x C x h x w, got shape {tuple(acts.shape)}.")
+    vec = torch.as_tensor(vectors, dtype=torch.float32, device=acts.device)
+    if vec.ndim == 1:
+        vec = vec.unsqueeze(0)
+    if vec.ndim != 2 or vec.shape[1] != acts.shape[1]:
+        raise InputError(
+            f"concept vectors of shape {tuple(vec.shape)} do not fit activations with C={acts.shape[1]} channels; "
+            "project vectors onto the layer they were computed on."
+        )
+    return torch.einsum("kc,bchw->bkhw", vec, acts.to(torch.float32))
+
+
+def resize_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """``... x h x w`` maps (logits, heat maps) resized bilinearly to ``size`` (``align_corners=False``).
+
+    The ``"native"`` convention's resize: on logits it equals resizing all channels first, then projecting.
+    Maps already of that size are returned as they are.
+
+    Example:
+        >>> resize_maps(torch.tensor([[[0.0, 1.0]]]), (1, 4)).tolist()
+        [[[0.0, 0.25, 0.75, 1.0]]]
+    """
+    size = (int(size[0]), int(size[1]))
+    if tuple(maps.shape[-2:]) == size:
+        return maps
+    lead, (h, w) = maps.shape[:-2], maps.shape[-2:]
+    return resize_bilinear(maps.reshape(-1, h, w), size).view(*lead, *size)
 
 
 def _check_convention(convention: str) -> None:
@@ -91,16 +140,41 @@ def project(
             f"vectors of shape {tuple(vec.shape)} do not fit activations of shape {tuple(acts.shape)}: pass one "
             f"vector of length C={acts.shape[1]} or B x C vectors (B={acts.shape[0]}) from the same layer."
         )
-    z = logits(vec.contiguous(), acts)
+    return projection_maps(logits(vec.contiguous(), acts), size, convention=convention, grid=grid)
+
+
+def projection_maps(
+    z: Tensor, size: tuple[int, int] | None = None, *, convention: str = "native", grid: int = 100
+) -> Tensor:
+    """The projection's sigmoid maps from logits ``z`` (``... x h x w``, on the layer's grid), at ``size``.
+
+    Args:
+        z: logits ``sum_k v_k A_k`` of any leading shape (:func:`logits`, :func:`concept_logits`, a concept
+            bottleneck's concept maps).
+        size: ``(H, W)`` to bring them to, or ``None`` (see :func:`project`).
+        convention: ``"native"`` (``sigmoid`` of the bilinearly resized logits) or ``"paper"`` (formed on the
+            ``grid x grid`` common grid, resized like scikit-image).
+        grid: side of the common grid of the ``"paper"`` convention.
+
+    Returns:
+        float32 maps in [0, 1] of shape ``... x H x W``.
+
+    Example:
+        >>> projection_maps(torch.zeros(2, 3, 1, 2), (1, 4)).shape
+        torch.Size([2, 3, 1, 4])
+    """
+    _check_convention(convention)
+    z = z.to(torch.float32)
+    size = None if size is None else (int(size[0]), int(size[1]))
     if convention == "paper":
-        return _paper_maps(z, None if size is None else (int(size[0]), int(size[1])), int(grid))
-    if size is not None:
-        z = resize_bilinear(z, (int(size[0]), int(size[1])))
-    return torch.sigmoid(z)
+        lead, (h, w) = z.shape[:-2], z.shape[-2:]
+        maps = _paper_maps(z.reshape(-1, h, w), size, int(grid))
+        return maps.view(*lead, *maps.shape[-2:])
+    return torch.sigmoid(z if size is None else resize_maps(z, size))
 
 
 def binary_iou(prediction: np.ndarray, mask: np.ndarray) -> float:
-    """IoU of two boolean arrays of one shape; ``nan`` when both are empty.
+    """IoU of two boolean arrays of one shape; ``nan`` when both are empty (:func:`mask_iou` of one pair).
 
     Example:
         >>> import numpy as np
@@ -109,28 +183,55 @@ def binary_iou(prediction: np.ndarray, mask: np.ndarray) -> float:
         0.3333333333333333
     """
     prediction, mask = np.asarray(prediction, bool), np.asarray(mask, bool)
-    if prediction.shape != mask.shape:
-        raise InputError(f"prediction {prediction.shape} and mask {mask.shape} must have the same shape.")
-    union = int(np.logical_or(prediction, mask).sum())
-    if union == 0:
-        return float("nan")
-    return int(np.logical_and(prediction, mask).sum()) / union
+    return float(mask_iou(prediction[None], mask[None])[0])
 
 
-def _iou_counts(predicted: Tensor, masks: list[np.ndarray]) -> np.ndarray:
-    """IoUs of a ``k x H x W`` boolean prediction stack with ``k`` boolean masks (``nan`` where both are empty)."""
-    if predicted.device.type == "cpu":
+def mask_iou(predicted: Tensor | np.ndarray, masks: Tensor | np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """The IoU ``|p & m| / |p | m|`` of each boolean prediction with its mask; ``nan`` where both are empty.
+
+    The one IoU of the package: :func:`projection_iou` (LoCE quality), :func:`binary_iou` and the localisation
+    metrics (:func:`loce.localize.metrics.iou_at_threshold`) all count through it.
+
+    Args:
+        predicted: ``k x H x W`` booleans (a tensor on any device, or an array).
+        masks: ``k`` boolean masks of the same shapes (a ``k x H x W`` tensor or array, or a sequence).
+
+    Returns:
+        float64 array of ``k`` IoUs.
+
+    Raises:
+        InputError: when the counts or a prediction's and its mask's shapes differ.
+
+    Example:
+        >>> import numpy as np
+        >>> mask_iou(np.array([[[1, 1, 0]], [[0, 0, 0]]], bool), np.array([[[0, 1, 1]], [[0, 0, 0]]], bool))
+        array([0.33333333,        nan])
+    """
+    pred = torch.as_tensor(predicted)
+    if pred.dtype != torch.bool:
+        pred = pred != 0
+    if isinstance(masks, Tensor):
+        masks = masks.detach().cpu().numpy()
+    truth = [np.asarray(m, dtype=bool) for m in masks]
+    if len(truth) != pred.shape[0]:
+        raise InputError(f"{pred.shape[0]} predictions but {len(truth)} masks; pass one mask per prediction.")
+    for m in truth:
+        if tuple(pred.shape[1:]) != m.shape:
+            raise InputError(
+                f"prediction {tuple(pred.shape[1:])} and mask {m.shape} must have the same shape."
+            )
+    if pred.device.type == "cpu":
         # numpy counts booleans an order of magnitude faster than torch's reductions over bool tensors
-        pred = predicted.numpy()
-        inter = np.array([np.count_nonzero(p & m) for p, m in zip(pred, masks)], dtype=np.int64)
-        union = np.array([np.count_nonzero(p) + np.count_nonzero(m) for p, m in zip(pred, masks)]) - inter
+        pred_np = pred.numpy()
+        inter = np.array([np.count_nonzero(p & m) for p, m in zip(pred_np, truth)], dtype=np.int64)
+        union = np.array([np.count_nonzero(p) + np.count_nonzero(m) for p, m in zip(pred_np, truth)]) - inter
     else:
-        truth = torch.from_numpy(np.stack(masks)).to(predicted.device).flatten(1)
-        pred = predicted.flatten(1)
-        inter = (pred & truth).sum(dim=1).cpu().numpy()
-        union = (pred | truth).sum(dim=1).cpu().numpy()
+        stacked = torch.from_numpy(np.stack(truth)).to(pred.device).flatten(1)
+        flat = pred.flatten(1)
+        inter = (flat & stacked).sum(dim=1).cpu().numpy()
+        union = (flat | stacked).sum(dim=1).cpu().numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+        return np.where(union > 0, inter / np.maximum(union, 1), np.nan).astype(np.float64)
 
 
 def projection_iou(
@@ -191,5 +292,5 @@ def projection_iou(
             else:
                 maps = resize_bilinear(z[part], shape, out=resized[: k * size])
                 above = torch.gt(maps, 0, out=predicted[: k * size].view(k, *shape))
-            iou[part] = _iou_counts(above, [binary[i] for i in part])
+            iou[part] = mask_iou(above, [binary[i] for i in part])
     return iou

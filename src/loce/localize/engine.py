@@ -29,8 +29,7 @@ from loce.data.dataset import ConceptDataset
 from loce.data.images import read_image
 from loce.data.sample import Sample
 from loce.errors import InputError
-from loce.fit.targets import resize_bilinear
-from loce.localize.heatmaps import concept_logits
+from loce.fit.projection import concept_logits, projection_maps, resize_maps
 from loce.localize.metrics import localization_scores, mask_centroids, summarize_scores
 from loce.localize.vectors import ConceptVector
 from loce.models import LoadedModel
@@ -227,8 +226,8 @@ class _Projector:
         shown = {c: ExampleImage(sample.sample_id, sample.rel_path, image, masks.get(c)) for c in wanted}
         for layer, idx in self.by_layer.items():
             z = logits[layer]
-            z = resize_bilinear(z, size) if tuple(z.shape[-2:]) != size else z
-            prob = torch.sigmoid(z)
+            z = resize_maps(z, size)
+            prob = projection_maps(z)
             peak_prob = prob.flatten(1).amax(dim=1).cpu().numpy()
             scored = [j for j, i in enumerate(idx) if self.vectors[i].concept in masks]
             metrics: dict[int, dict[str, float]] = {}

@@ -4,7 +4,7 @@ A concept vector ``v`` (a LoCE, a concept mean, a sub-concept centroid, a ``glob
 layer's activations ``A`` (``C x h x w``) is ``sigmoid(z)`` with ``z = sum_k v_k A_k`` (METHOD.md section 1).
 Many vectors are projected onto many images at once: ``K`` vectors and ``B`` images give ``B x K`` maps from one
 ``einsum``; only the one-channel logits are resized (bilinear, ``align_corners=False``), which equals resizing
-all ``C`` channels first.
+all ``C`` channels first. The maths is :mod:`loce.fit.projection`'s (``concept_logits`` is re-exported here).
 
 Example:
     >>> import torch
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from loce.errors import InputError
-from loce.fit.targets import resize_bilinear
+from loce.fit.projection import concept_logits, projection_maps, resize_maps
 
 
 @dataclass
@@ -38,32 +38,8 @@ class ConceptMaps:
 
     @property
     def probabilities(self) -> Tensor:
-        """``sigmoid(logits)``, values in [0, 1]."""
-        return torch.sigmoid(self.logits)
-
-
-def concept_logits(vectors: Tensor | np.ndarray, activations: Tensor) -> Tensor:
-    """``z[b, k] = sum_c v[k, c] A[b, c]``: ``B x K x h x w`` logits of ``K x C`` vectors on ``B x C x h x w``.
-
-    Raises:
-        InputError: when the vectors' length differs from the activations' channel count.
-
-    Example:
-        >>> concept_logits(torch.ones(1, 2), torch.ones(1, 2, 3, 3))[0, 0, 0, 0].item()
-        2.0
-    """
-    acts = torch.as_tensor(activations)
-    if acts.ndim != 4:
-        raise InputError(f"activations must be B x C x h x w, got shape {tuple(acts.shape)}.")
-    vec = torch.as_tensor(vectors, dtype=torch.float32, device=acts.device)
-    if vec.ndim == 1:
-        vec = vec.unsqueeze(0)
-    if vec.ndim != 2 or vec.shape[1] != acts.shape[1]:
-        raise InputError(
-            f"concept vectors of shape {tuple(vec.shape)} do not fit activations with C={acts.shape[1]} channels; "
-            "project vectors onto the layer they were computed on."
-        )
-    return torch.einsum("kc,bchw->bkhw", vec, acts.to(torch.float32))
+        """``sigmoid(logits)``, values in [0, 1] (:func:`loce.fit.projection.projection_maps`)."""
+        return projection_maps(self.logits)
 
 
 def concept_heatmaps(
@@ -80,10 +56,7 @@ def concept_heatmaps(
         :class:`ConceptMaps` of shape ``B x K x H x W``.
     """
     z = concept_logits(vectors, activations)
-    if size is not None and tuple(size) != tuple(z.shape[-2:]):
-        b, k, h, w = z.shape
-        z = resize_bilinear(z.reshape(b * k, h, w), (int(size[0]), int(size[1]))).view(b, k, *size)
-    return ConceptMaps(z)
+    return ConceptMaps(z if size is None else resize_maps(z, size))
 
 
 def threshold_maps(maps: Tensor | np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -106,9 +79,7 @@ def resize_map(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     arr = torch.as_tensor(np.asarray(heatmap, dtype=np.float32))
     if arr.ndim != 2:
         raise InputError(f"a heat map must be h x w, got shape {tuple(arr.shape)}.")
-    if tuple(arr.shape) == tuple(size):
-        return arr.numpy()
-    return resize_bilinear(arr.unsqueeze(0), (int(size[0]), int(size[1])))[0].numpy()
+    return resize_maps(arr, size).numpy()
 
 
 def overlay(

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from loce.errors import InputError
+from loce.fit.projection import mask_iou
 
 #: Metric columns of :meth:`LocalizationScores.to_frame`, in table order.
 METRIC_COLUMNS: tuple[str, ...] = ("iou", "pointing_game", "alignment_error", "activation_l1")
@@ -93,7 +94,7 @@ def mask_centroids(masks: Tensor | np.ndarray) -> np.ndarray:
 def iou_at_threshold(
     maps: Tensor | np.ndarray, masks: Tensor | np.ndarray, threshold: float = 0.5
 ) -> np.ndarray:
-    """IoU of ``maps > threshold`` with the masks, per sample (``nan`` when both are empty).
+    """IoU of ``maps > threshold`` with the masks, per sample (``nan`` when both are empty; :func:`loce.fit.mask_iou`).
 
     Example:
         >>> iou_at_threshold(np.array([[[0.9, 0.8, 0.1]]]), np.array([[[1, 0, 0]]], bool))
@@ -102,12 +103,7 @@ def iou_at_threshold(
     m = _as_tensor(maps, "maps", torch.float32)
     t = _as_tensor(masks, "masks", torch.bool)
     _check_pair(m, t)
-    predicted = m > threshold
-    inter = (predicted & t).flatten(1).sum(dim=1).to(torch.float64)
-    union = (predicted | t).flatten(1).sum(dim=1).to(torch.float64)
-    iou = (inter / union.clamp_min(1)).numpy()
-    iou[union.numpy() == 0] = np.nan
-    return iou
+    return mask_iou(m > threshold, t)
 
 
 def pointing_game(
