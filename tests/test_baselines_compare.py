@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     out = root / "run"
     fit_run(dataset, planted_model(), ["pool"], out, batch_size=6, progress=False)
     for method in ("crop", "window", "global"):
-        embed_run(dataset, planted_model(), method, out, ["pool"], batch_size=6, progress=False)
+        embed_run(dataset, planted_model(), ["pool"], out, method=method, batch_size=6, progress=False)
     return out
 
 

@@ -36,7 +36,7 @@ def rows(run, job=None) -> pd.DataFrame:
 def test_each_method_writes_rows_beside_the_loces(planted, tmp_path, method):
     run = tmp_path / "run"
     fit_run(planted, planted_model(), ["pool"], run, batch_size=4, progress=False)
-    summary = embed_run(planted, planted_model(), method, run, ["pool"], batch_size=4, progress=False)
+    summary = embed_run(planted, planted_model(), ["pool"], run, method=method, batch_size=4, progress=False)
     store = LoCEStore.open(run)
     X, meta = store.vectors(layer="pool", method=method)
     assert (meta["method"] == method).all() and np.isfinite(X).all()
@@ -55,7 +55,7 @@ def test_each_method_writes_rows_beside_the_loces(planted, tmp_path, method):
 
 
 def test_window_vectors_of_the_planted_squares_are_red(planted, tmp_path):
-    embed_run(planted, planted_model(), "window", tmp_path / "run", ["pool"], progress=False)
+    embed_run(planted, planted_model(), ["pool"], tmp_path / "run", method="window", progress=False)
     X, meta = LoCEStore.open(tmp_path / "run").vectors(layer="pool", method="window")
     centre = X.reshape(-1, 3, 3, 3)[:, :, 1, 1]  # channel values of the centre cell
     red = (meta["concept"] == "red").to_numpy()
@@ -65,14 +65,14 @@ def test_window_vectors_of_the_planted_squares_are_red(planted, tmp_path):
 
 def test_crop_defaults_to_the_penultimate_layer_and_needs_one_otherwise(planted, tmp_path):
     with pytest.raises(LayerError, match="--layers"):
-        embed_run(planted, planted_model(), "crop", tmp_path / "run", progress=False)
+        embed_run(planted, planted_model(), None, tmp_path / "run", method="crop", progress=False)
     with pytest.raises(InputError, match="spatial grid"):
-        embed_run(planted, planted_model(), "window", tmp_path / "run", progress=False)
+        embed_run(planted, planted_model(), None, tmp_path / "run", method="window", progress=False)
 
 
 def test_resume_after_a_crash_gives_the_same_rows(planted, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
-    embed_run(planted, planted_model(), "window", reference, ["pool"], batch_size=3, progress=False)
+    embed_run(planted, planted_model(), ["pool"], reference, method="window", batch_size=3, progress=False)
     crashed = tmp_path / "crashed"
     original, calls = LoCEStore.append, {"n": 0}
 
@@ -84,23 +84,27 @@ def test_resume_after_a_crash_gives_the_same_rows(planted, tmp_path, monkeypatch
 
     monkeypatch.setattr(LoCEStore, "append", append_then_crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        embed_run(planted, planted_model(), "window", crashed, ["pool"], batch_size=3, progress=False)
+        embed_run(planted, planted_model(), ["pool"], crashed, method="window", batch_size=3, progress=False)
     monkeypatch.setattr(LoCEStore, "append", original)
-    summary = embed_run(planted, planted_model(), "window", crashed, ["pool"], batch_size=3, progress=False)
+    summary = embed_run(
+        planted, planted_model(), ["pool"], crashed, method="window", batch_size=3, progress=False
+    )
     assert summary.images_done_before == 6 and summary.images_processed == 4
     pd.testing.assert_frame_equal(rows(crashed), rows(reference))
-    again = embed_run(planted, planted_model(), "window", crashed, ["pool"], batch_size=3, progress=False)
+    again = embed_run(
+        planted, planted_model(), ["pool"], crashed, method="window", batch_size=3, progress=False
+    )
     assert again.images_processed == 0 and again.vectors == 0
     with pytest.raises(StoreError, match="window_size"):  # other settings under the same job are refused
         from loce.baselines import EmbedOptions
 
-        embed_run(planted, planted_model(), "window", crashed, ["pool"], options=EmbedOptions(window_size=5),
+        embed_run(planted, planted_model(), ["pool"], crashed, method="window", embed_options=EmbedOptions(window_size=5),
                   progress=False)  # fmt: skip
 
 
 def test_global_run_resumes_by_concept(planted, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
-    embed_run(planted, planted_model(), "global", reference, ["pool"], progress=False)
+    embed_run(planted, planted_model(), ["pool"], reference, method="global", progress=False)
     crashed = tmp_path / "crashed"
     original, calls = LoCEStore.append, {"n": 0}
 
@@ -112,10 +116,10 @@ def test_global_run_resumes_by_concept(planted, tmp_path, monkeypatch):
 
     monkeypatch.setattr(LoCEStore, "append", append_then_crash)
     with pytest.raises(RuntimeError):
-        embed_run(planted, planted_model(), "global", crashed, ["pool"], progress=False)
+        embed_run(planted, planted_model(), ["pool"], crashed, method="global", progress=False)
     monkeypatch.setattr(LoCEStore, "append", original)
     assert LoCEStore.open(crashed).completed_samples("global.planted") == {global_sample_id("red")}
-    summary = embed_run(planted, planted_model(), "global", crashed, ["pool"], progress=False)
+    summary = embed_run(planted, planted_model(), ["pool"], crashed, method="global", progress=False)
     assert summary.vectors == 1
     a, b = rows(crashed), rows(reference)
     pd.testing.assert_frame_equal(a.drop(columns=["vector"]), b.drop(columns=["vector"]))
@@ -128,7 +132,7 @@ def test_bad_inputs_become_recorded_skips(tmp_path, method):
     (images / "img_001.png").write_bytes(b"not a png at all")
     with Image.open(images / "img_002.png") as im:  # the annotation says 64 x 64; the file is now 48 x 48
         im.resize((48, 48)).save(images / "img_002.png")
-    summary = embed_run(load_coco(ann, images), planted_model(), method, tmp_path / "run", ["pool"],
+    summary = embed_run(load_coco(ann, images), planted_model(), ["pool"], tmp_path / "run", method=method,
                         batch_size=4, progress=False)  # fmt: skip
     skips = LoCEStore.open(tmp_path / "run").skips()
     assert dict(zip(skips["sample_id"], skips["status"])) == {
@@ -142,8 +146,8 @@ def test_bad_inputs_become_recorded_skips(tmp_path, method):
     else:
         assert set(meta["sample_id"]) == {"1", "4", "5", "6"}
     with pytest.raises(InputError, match="img_001.png"):
-        embed_run(load_coco(ann, images, strict=True), planted_model(), method, tmp_path / "strict", ["pool"],
-                  strict=True, progress=False)  # fmt: skip
+        embed_run(load_coco(ann, images, strict=True), planted_model(), ["pool"], tmp_path / "strict",
+                  method=method, strict=True, progress=False)  # fmt: skip
 
 
 def test_cli_embed_and_compare(tmp_path, capsys):

@@ -41,7 +41,7 @@ def world(tmp_path_factory):
         )
         == 0
     )
-    cache = str(run / "cbm" / "features")
+    cache = str(run / "cache" / "activations")  # the run's activation cache: fit already forwarded these images
     for name, flag in (("plain", "--no-locator"), ("loc", "--locator")):
         assert (
             main(
@@ -72,7 +72,9 @@ def test_cbm_eval_compares_plain_loc_and_loce(world):
     info = json.loads((run / "cbm" / "loc" / "cbm.json").read_text())
     assert info["config"]["locator"] is True and info["layer"] == "_blocks.10"
     assert len(info["split"]["test"]) == 6  # a quarter of 24
-    assert len(list((run / "cbm" / "features").glob("*.npy"))) == 1  # both models used one feature file
+    folders = sorted(p for p in (run / "cache" / "activations").iterdir() if p.is_dir())
+    # fit (two layers) and both models (one of them) shared one entry per (image, layer): 24 images
+    assert [len(list(f.glob("*.npz"))) for f in folders] == [24, 24]
     assert (
         main(
             [

@@ -114,12 +114,18 @@ def test_dead_workers_are_retried_and_write_once(ray_cluster, planted_with_bad_i
     ann, images = planted_with_bad_inputs
     dataset = load_coco(ann, images)
     embed_run(
-        dataset, planted_model(), "masked-pool", tmp_path / "local", ["pool"], batch_size=3, progress=False
+        dataset,
+        planted_model(),
+        ["pool"],
+        tmp_path / "local",
+        method="masked-pool",
+        batch_size=3,
+        progress=False,
     )
     # The actor computing group 1 dies before writing its shard, the one computing group 2 right after writing it.
     before, after = tmp_path / "died-before", tmp_path / "died-after"
     monkeypatch.setenv(FAULT_ENV, f"1:before_write:{before};2:after_write:{after}")
-    summary = ray_embed_run(dataset, planted_model(), "masked-pool", tmp_path / "ray", ["pool"], batch_size=3,
+    summary = ray_embed_run(dataset, planted_model(), ["pool"], tmp_path / "ray", method="masked-pool", batch_size=3,
                             progress=False, ray_options=RayOptions(workers=1))  # fmt: skip
     assert before.exists() and after.exists(), "the injected faults did not happen"
     assert_same_rows(tmp_path / "ray", tmp_path / "local")

@@ -72,5 +72,7 @@ def test_steps_that_align_masks_with_the_whole_image_refuse_other_modes(tmp_path
     ann, images = write_planted_coco(tmp_path / "data", n=1)
     model = load_model(InputIsActivation(), preprocessing=Preprocessing(size=(64, 64), resize="letterbox"))
     with pytest.raises(InputError, match="supports only --resize stretch, not 'letterbox'"):
-        embed_run(load_coco(ann, images), model, "masked-pool", tmp_path / "run", ["image"], progress=False)
+        embed_run(
+            load_coco(ann, images), model, ["image"], tmp_path / "run", method="masked-pool", progress=False
+        )
     assert not (tmp_path / "run").exists()

@@ -63,12 +63,16 @@ def _attributes_json(sample: Sample, concept: str) -> str | None:
     return json.dumps(attrs, sort_keys=True, default=str)
 
 
-def load_batch(samples: Sequence[Sample], strict: bool = False) -> LoadedBatch:
+def load_batch(
+    samples: Sequence[Sample], strict: bool = False, keep_unannotated: bool = False
+) -> LoadedBatch:
     """Decode the images and masks of ``samples``; unusable inputs become skip rows (or raise when ``strict``).
 
     Args:
         samples: the group's samples, in order.
         strict: raise :class:`InputError` on the first problem instead of recording a skip row.
+        keep_unannotated: an image without any annotated concept stays in ``image_samples`` (for projections onto
+            new images) instead of becoming a ``no_concepts`` skip row.
 
     Returns:
         The :class:`LoadedBatch`. Every sample appears either in ``image_samples`` or in an image-level skip row
@@ -130,7 +134,7 @@ def load_batch(samples: Sequence[Sample], strict: bool = False) -> LoadedBatch:
                 )
             )
         batch.skip_rows.extend(pending_skips)
-        if usable:
+        if usable or (keep_unannotated and not sample.concepts):
             batch.images.append(image)
             batch.image_samples.append(sample)
         elif not pending_skips:
@@ -205,6 +209,7 @@ def iter_batches(
     strict: bool = False,
     prefetch: bool = True,
     max_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+    keep_unannotated: bool = False,
 ) -> Iterator[LoadedBatch]:
     """Yield :class:`LoadedBatch` groups (:func:`group_samples`), loading the next group in the background.
 
@@ -214,15 +219,17 @@ def iter_batches(
         strict: raise on the first bad input instead of recording skips.
         prefetch: decode the next group in a worker thread while the caller works on the current one.
         max_bytes: memory budget of a group's decoded images and masks (``None``: none).
+        keep_unannotated: see :func:`load_batch`.
     """
     groups = group_samples(samples, batch_size, max_bytes)
     if not prefetch:
         for group in groups:
-            yield load_batch(group, strict)
+            yield load_batch(group, strict, keep_unannotated)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loce-load") as pool:
-        future = pool.submit(load_batch, groups[0], strict) if groups else None
+        future = pool.submit(load_batch, groups[0], strict, keep_unannotated) if groups else None
         for k in range(len(groups)):
             batch = future.result()
-            future = pool.submit(load_batch, groups[k + 1], strict) if k + 1 < len(groups) else None
+            if k + 1 < len(groups):
+                future = pool.submit(load_batch, groups[k + 1], strict, keep_unannotated)
             yield batch

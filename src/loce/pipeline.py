@@ -1,4 +1,4 @@
-"""A LoCE run: dataset -> groups of images -> one forward pass per group -> LoCEs of every layer -> store shards.
+"""A LoCE run: dataset -> groups of images -> activations (one forward pass per group, or the cache) -> LoCEs of every layer -> store shards.
 
 This is what ``loce fit`` runs; notebook users call :func:`fit_run` directly. A run is resumable: the store knows
 which images are done (their shard exists), so running the same call again continues with the rest, and a run
@@ -13,14 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from loce.batches import DEFAULT_MAX_BATCH_BYTES, LoadedBatch
-from loce.capture import LayerCapture
+from loce.activations import ActivationBatch
+from loce.batches import LoadedBatch
 from loce.data.dataset import ConceptDataset
 from loce.fit import LoCEFitter, resolve_settings
 from loce.fit.settings import FitSettings
 from loce.models import LoadedModel
+from loce.run_options import RunOptions
 from loce.runs import BatchProcessor, RunSummary, RunTimings, run_batches
 
 __all__ = ["fit_run", "loce_processor", "loce_rows"]
@@ -35,21 +37,20 @@ def loce_rows(
     batch: LoadedBatch,
     activations: dict[str, torch.Tensor],
     fitter: LoCEFitter,
-    frame_mask: Any = None,
+    masks: Sequence[np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit every pair of ``batch`` at every layer of ``activations``; return the store rows.
 
-    Soft targets are prepared once and shared by all layers; each pair's row carries its vector (``ok`` rows), IoU,
-    final loss, steps, mask (encoded once by the store), box and instance attributes.
+    ``masks`` are the pairs' masks in the model's input frame (:meth:`loce.activations.ActivationBatch.pair_masks`;
+    default the pairs' own masks, right under a stretch); the stored mask stays the image's own. Soft targets are
+    prepared once and shared by all layers; each pair's row carries its vector (``ok`` rows), IoU, final loss,
+    steps, mask (encoded once by the store), box and instance attributes.
     """
     index = torch.as_tensor([p.image_index for p in batch.pairs])
-    # Masks are moved into the model's input frame exactly as their images were (letterbox, crop); the stored
-    # mask stays the image's own.
-    masks = [p.mask if frame_mask is None else frame_mask(p.mask) for p in batch.pairs]
-    targets = fitter.prepare_targets(masks)
+    targets = fitter.prepare_targets(list(masks) if masks is not None else [p.mask for p in batch.pairs])
     rows: list[dict[str, Any]] = []
     for layer, acts in activations.items():
-        fitter.fit(acts.index_select(0, index), targets=targets)
+        fitter.fit(acts.index_select(0, index.to(acts.device)), targets=targets)
         for k, pair in enumerate(batch.pairs):
             ok = fitter.status_[k] == "ok"
             rows.append(
@@ -78,18 +79,18 @@ def loce_rows(
 def loce_processor(
     model: LoadedModel, settings: FitSettings, device: torch.device, seed: int = 0
 ) -> BatchProcessor:
-    """The :data:`~loce.runs.BatchProcessor` of a LoCE run: one forward pass per group, then :func:`loce_rows`.
+    """The :data:`~loce.runs.BatchProcessor` of a LoCE run: the group's activations, then :func:`loce_rows`.
 
     Every engine builds its rows with this function (:func:`fit_run` locally, the Ray engine in each actor).
     """
     fitter = LoCEFitter(settings, device=device, seed=seed)
 
-    def process(batch: LoadedBatch, capture: LayerCapture, timings: RunTimings) -> list[dict[str, Any]]:
+    def process(item: ActivationBatch, timings: RunTimings) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        activations = capture(model.preprocessing(batch.images).to(device))
+        activations = item.activations
         timings.forward += time.perf_counter() - t0
         t0 = time.perf_counter()
-        rows = loce_rows(batch, activations, fitter, getattr(model.preprocessing, "frame_mask", None))
+        rows = loce_rows(item.batch, activations, fitter, item.pair_masks())
         timings.fit += time.perf_counter() - t0
         return rows
 
@@ -103,20 +104,15 @@ def fit_run(
     out: str | Path,
     *,
     settings: str | FitSettings | dict = "paper",
-    job: str | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    layouts: dict[str, str] | None = None,
-    strict: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+    options: RunOptions | None = None,
+    **run_options: Any,
 ) -> RunSummary:
     """Fit LoCEs of ``layers`` for every (image, concept) of ``dataset`` and store them under ``out``.
 
-    One forward pass per group of ``batch_size`` images captures all layers at once; each group's rows (LoCEs and
-    skips) become one atomic shard. Calling it again with the same arguments resumes: images already stored are
-    not recomputed. Different settings under the same job name raise a ``StoreError`` (use another ``job``).
+    One forward pass per group of ``batch_size`` images captures all layers at once (or the run's activation
+    cache serves them); each group's rows (LoCEs and skips) become one atomic shard. Calling it again with the same
+    arguments resumes: images already stored are not recomputed. Different settings under the same job name raise
+    a ``StoreError`` (use another ``job``).
 
     Args:
         dataset: images with concept masks (:func:`loce.data.load_coco`, ``load_voc``, ``load_folder``).
@@ -124,15 +120,10 @@ def fit_run(
         layers: names of the layers to embed (see :func:`loce.capture.list_layers`).
         out: the run directory (created if missing).
         settings: fit settings: a preset name (``"paper"``), a dict or a :class:`~loce.fit.FitSettings`.
-        job: the job's name in the store; default ``"loce.<model spec>"``.
-        batch_size: images per forward pass and per shard.
-        device: ``"cpu"``, ``"cuda"`` or ``"mps"``; the model is moved there.
-        layouts: per-layer output layout overrides (``{"layer": "nhwc"}``, see :mod:`loce.capture`).
-        strict: raise on the first bad input instead of recording a skip row.
-        seed: seeds torch and every random step (recorded in the manifest).
-        progress: show a progress bar (images/s, LoCEs/s, running mean IoU) on stderr.
-        max_batch_bytes: memory budget of a group's decoded images and masks; a group of large images is cut
-            short (:func:`loce.batches.group_samples`; ``None``: only ``batch_size`` counts).
+        options: a :class:`~loce.run_options.RunOptions`.
+        run_options: fields of :class:`~loce.run_options.RunOptions` as keywords (``job``, ``batch_size``,
+            ``device``, ``layouts``, ``strict``, ``seed``, ``progress``, ``max_batch_bytes``,
+            ``activation_cache``), overriding ``options``.
 
     Returns:
         A :class:`~loce.runs.RunSummary`; ``summary.table()`` gives the IoU per concept and layer.
@@ -144,12 +135,10 @@ def fit_run(
         >>> summary = fit_run(ds, load_model("efficientnet-lite0"), ["_blocks.10"], "RUN")  # doctest: +SKIP
         >>> summary.table()  # doctest: +SKIP
     """
+    options = RunOptions.of(options, **run_options)
     fit_settings = resolve_settings(settings)
-    torch_device = torch.device(device)
-    process = loce_processor(model, fit_settings, torch_device, seed)
+    process = loce_processor(model, fit_settings, torch.device(options.device), options.seed)
     return run_batches(
         dataset, model, layers, out, process,
-        method="loce", settings=fit_settings.to_dict(), settings_id=fit_settings.settings_id, job=job,
-        batch_size=batch_size, device=torch_device, layouts=layouts, strict=strict, seed=seed, progress=progress,
-        max_batch_bytes=max_batch_bytes,
+        method="loce", settings=fit_settings.to_dict(), settings_id=fit_settings.settings_id, options=options,
     )  # fmt: skip

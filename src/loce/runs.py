@@ -19,12 +19,14 @@ from typing import Any
 
 import torch
 
-from loce.batches import DEFAULT_MAX_BATCH_BYTES, LoadedBatch, iter_batches
-from loce.capture import LayerCapture, check_layers
+from loce.activations import ActivationBatch, ActivationSource, ForwardCounts, iter_activations
+from loce.batches import LoadedBatch
+from loce.capture import check_layers
 from loce.data.dataset import ConceptDataset
 from loce.data.sample import Sample
 from loce.errors import InputError
 from loce.models import LoadedModel
+from loce.run_options import RunOptions
 from loce.store import JobSpec, LoCEStore
 from loce.store.layer_order import module_depths
 from loce.store.shards import read_shard
@@ -62,6 +64,8 @@ class RunSummary:
             ``retried_changed``: those whose rows were replaced (embedded, or skipped for another reason).
         timings: :class:`RunTimings`; ``peak_memory_mb``: the process's peak resident memory.
         model_identity: the job's recorded model identity (:meth:`loce.models.LoadedModel.identity`).
+        images_forwarded: images whose activations this call computed with a forward pass;
+            ``images_cached``: images whose activations came from the activation cache.
     """
 
     out: Path
@@ -81,6 +85,13 @@ class RunSummary:
     iou_sum: float = 0.0
     iou_count: int = 0
     model_identity: dict[str, Any] = field(default_factory=dict)
+    images_forwarded: int = 0
+    images_cached: int = 0
+
+    def count_forwards(self, counts: ForwardCounts) -> None:
+        """Add an activation source's counts (images forwarded, images served from the cache)."""
+        self.images_forwarded += counts.forwarded
+        self.images_cached += counts.cached
 
     def count_skip(self, status: str) -> None:
         """Count one skip row of reason ``status``."""
@@ -112,8 +123,9 @@ class RunSummary:
         return LoCEStore.open(self.out).summary(job=self.job).drop(columns=["job", "model", "method"])
 
 
-BatchProcessor = Callable[[LoadedBatch, LayerCapture, RunTimings], list[dict[str, Any]]]
-"""Computes a group's store rows (every (image, concept, layer) of its usable pairs); may add to the timings."""
+BatchProcessor = Callable[[ActivationBatch, RunTimings], list[dict[str, Any]]]
+"""Computes a group's store rows (every (image, concept, layer) of its usable pairs) from an
+:class:`~loce.activations.ActivationBatch` (its activations, or its source's capture); may add to the timings."""
 
 
 def default_job_name(model_spec: str, method: str = "loce") -> str:
@@ -161,6 +173,7 @@ def job_spec(
         seed=seed,
         model_identity=model.identity(),
         layer_depth=module_depths(model.module, layers),
+        environment={"torch_threads": torch.get_num_threads()},
     )
 
 
@@ -207,22 +220,44 @@ def prepare_job(
     method: str,
     settings: dict[str, Any],
     settings_id: str,
-    job: str | None,
-    batch_size: int,
-    seed: int,
-    layouts: dict[str, str] | None = None,
+    options: RunOptions,
 ) -> JobSpec:
     """The checked :class:`~loce.store.JobSpec` of a run, before anything is written (every engine calls it).
 
     Checks the arguments, that the dataset is not empty, and the layers (one blank image through the model), so
-    a bad layer or empty data writes nothing.
+    a bad layer or empty data writes nothing. A float16 activation cache is part of the job's settings (its
+    vectors differ in the last digits), so resuming with another precision is refused.
     """
-    layers = check_run_arguments(layers, batch_size)
+    layers = check_run_arguments(layers, options.batch_size)
     check_dataset(dataset)
-    job = job or default_job_name(model.spec, method)
-    check_layers(model, layers, layouts=layouts)
+    job = options.job or default_job_name(model.spec, method)
+    check_layers(model, layers, layouts=options.layouts)
+    settings, settings_id = with_cache_settings(settings, settings_id, options)
     return job_spec(dataset, model, layers, job=job, method=method, settings=settings, settings_id=settings_id,
-                    seed=seed)  # fmt: skip
+                    seed=options.seed)  # fmt: skip
+
+
+def with_cache_settings(settings: dict[str, Any], settings_id: str, options: RunOptions) -> tuple[dict, str]:
+    """A job's settings and settings id with the activation cache's precision when it changes results (float16:
+    ``activation_dtype`` added, ``"+float16"`` appended), else unchanged.
+
+    Example:
+        >>> with_cache_settings({"a": 1}, "paper-1", RunOptions.of())
+        ({'a': 1}, 'paper-1')
+    """
+    cache = options.activation_cache
+    extra = cache.settings() if cache.enabled else {}
+    if not extra:
+        return settings, settings_id
+    return {**settings, **extra}, f"{settings_id}+{extra['activation_dtype']}"
+
+
+def activation_source(model: LoadedModel, layers: Sequence[str], out: str | Path, options: RunOptions
+                      ) -> ActivationSource:  # fmt: skip
+    """The :class:`~loce.activations.ActivationSource` of a run: its model, layers and layouts on its device,
+    behind the run's activation cache (``RUN/cache/activations`` unless the options name another)."""
+    return ActivationSource(model, layers, layouts=options.layouts, device=options.device,
+                            cache=options.activation_cache.located(out))  # fmt: skip
 
 
 def start_job(store: LoCEStore, spec: JobSpec, dataset: ConceptDataset) -> tuple[list[Sample], RunSummary]:
@@ -252,14 +287,7 @@ def run_batches(
     method: str,
     settings: dict[str, Any],
     settings_id: str,
-    job: str | None = None,
-    batch_size: int = 32,
-    device: str | torch.device = "cpu",
-    layouts: dict[str, str] | None = None,
-    strict: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+    options: RunOptions | None = None,
 ) -> RunSummary:
     """Run ``process`` over every image of ``dataset`` not yet in the job, writing one shard per group.
 
@@ -267,26 +295,18 @@ def run_batches(
         dataset, model, layers, out: what to embed, with which model and layers, into which run directory.
         process: computes a group's rows (see :data:`BatchProcessor`); the group's skip rows are added here.
         method, settings, settings_id: recorded in the job; a job of the same name with other values is refused.
-        job: the job's name; default ``"<method>.<model spec>"``.
-        batch_size: images per group (forward pass and shard).
-        device: where the model runs (it is moved there).
-        layouts: per-layer output layout overrides (see :mod:`loce.capture`).
-        strict: raise on the first bad input instead of recording a skip row.
-        seed: seeds torch; recorded in the job.
-        progress: a progress bar with images/s, vectors/s and, for fitted vectors, the running mean IoU.
-        max_batch_bytes: memory budget of a group's decoded images and masks; a group of large images is cut
-            short (:func:`loce.batches.group_samples`; ``None``: only ``batch_size`` counts).
+        options: :class:`~loce.run_options.RunOptions` (job name, batch size, device, layouts, strict, seed,
+            progress bar, memory budget per group, activation cache).
 
     Returns:
         A :class:`RunSummary`.
     """
     start = time.perf_counter()
-    check_run_arguments(layers, batch_size)
-    torch.manual_seed(seed)
+    options = options or RunOptions()
+    torch.manual_seed(options.seed)
     out = Path(out)
-    module = model.module.to(torch.device(device))
-    spec = prepare_job(dataset, model, layers, method=method, settings=settings, settings_id=settings_id, job=job,
-                       batch_size=batch_size, seed=seed, layouts=layouts)  # fmt: skip
+    spec = prepare_job(dataset, model, layers, method=method, settings=settings, settings_id=settings_id,
+                       options=options)  # fmt: skip
     layers, job = list(spec.layers), spec.name
 
     with LoCEStore.create(out, image_root=dataset.root) as store:
@@ -294,26 +314,29 @@ def run_batches(
         timings = summary.timings
         retry = file_skipped(store, job, dataset)
         n_retry = sum(len(samples) for _, samples in retry)
-        bar = progress_bar(len(todo) + n_retry, summary.images_done_before - n_retry, method, progress)
-        with LayerCapture(module, layers, layouts=layouts) as capture:
-            retry_file_skips(store, retry, capture, process, summary, batch_size=batch_size, strict=strict,
-                             max_batch_bytes=max_batch_bytes, bar=bar)  # fmt: skip
-            batches = iter_batches(todo, batch_size, strict=strict, max_bytes=max_batch_bytes)
+        bar = progress_bar(
+            len(todo) + n_retry, summary.images_done_before - n_retry, method, options.progress
+        )
+        with activation_source(model, layers, out, options) as source:
+            retry_file_skips(store, retry, source, process, summary, options, bar=bar)
+            batches = iter_activations(source, todo, options.batch_size, strict=options.strict,
+                                       max_bytes=options.max_batch_bytes)  # fmt: skip
             while True:
                 t0 = time.perf_counter()
-                batch = next(batches, None)
+                item = next(batches, None)
                 timings.wait += time.perf_counter() - t0
-                if batch is None:
+                if item is None:
                     break
-                rows = group_rows(batch, capture, timings, process)
+                rows = group_rows(item, timings, process)
                 summary.count_rows(rows)
                 t0 = time.perf_counter()
                 store.append(job, rows)
                 timings.write += time.perf_counter() - t0
-                summary.images_processed += len(batch.samples)
+                summary.images_processed += len(item.batch.samples)
                 if bar is not None:
-                    bar.update(len(batch.samples))
+                    bar.update(len(item.batch.samples))
                     bar.set_postfix(summary.progress_postfix(time.perf_counter() - start), refresh=False)
+        summary.count_forwards(source.counts)
         if bar is not None:
             bar.close()
     timings.total = time.perf_counter() - start
@@ -321,12 +344,10 @@ def run_batches(
     return summary
 
 
-def group_rows(
-    batch: LoadedBatch, capture: LayerCapture, timings: RunTimings, process: BatchProcessor
-) -> list[dict[str, Any]]:
+def group_rows(item: ActivationBatch, timings: RunTimings, process: BatchProcessor) -> list[dict[str, Any]]:
     """Every store row of one group: ``process``'s rows of its usable pairs, then the group's skip rows."""
-    rows = process(batch, capture, timings) if batch.pairs else []
-    rows.extend(batch.skip_rows)
+    rows = process(item, timings) if item.batch.pairs else []
+    rows.extend(item.skip_rows)
     return rows
 
 
@@ -345,21 +366,19 @@ def file_skipped(store: LoCEStore, job: str, dataset: ConceptDataset) -> list[tu
 def retry_file_skips(
     store: LoCEStore,
     retry: list[tuple[Path, list[Sample]]],
-    capture: LayerCapture,
+    source: ActivationSource,
     process: BatchProcessor,
     summary: RunSummary,
-    *,
-    batch_size: int,
-    strict: bool,
-    max_batch_bytes: int | None,
+    options: RunOptions,
     bar=None,
 ) -> None:
     """Compute the samples of :func:`file_skipped` again and replace their rows where the outcome changed."""
     for shard, samples in retry:
-        for batch in iter_batches(samples, batch_size, strict=strict, max_bytes=max_batch_bytes):
-            retry_rows(store, shard, batch, group_rows(batch, capture, summary.timings, process), summary)
+        for item in iter_activations(source, samples, options.batch_size, strict=options.strict,
+                                     max_bytes=options.max_batch_bytes):  # fmt: skip
+            retry_rows(store, shard, item.batch, group_rows(item, summary.timings, process), summary)
             if bar is not None:
-                bar.update(len(batch.samples))
+                bar.update(len(item.batch.samples))
 
 
 def retry_rows(

@@ -195,6 +195,7 @@ def embed_pairs(
     *,
     device: str | torch.device = "cpu",
     options: EmbedOptions | None = None,
+    activations: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, LayerVectors]:
     """Embed every pair of a group of images with one per-sample baseline.
 
@@ -208,6 +209,8 @@ def embed_pairs(
             :class:`~loce.capture.LayerCapture` of the model.
         device: where the model runs.
         options: :class:`EmbedOptions` (window size, crop margin).
+        activations: the images' activations when already computed (``window``, ``masked-pool``; e.g. from
+            :class:`loce.activations.ActivationSource`); ``capture`` then only serves ``crop``'s canvases.
 
     Returns:
         ``{layer: LayerVectors}``, rows in pair order; ``window`` vectors are ``C * k * k`` long, the others ``C``.
@@ -224,5 +227,6 @@ def embed_pairs(
         return {}
     if method == "crop":
         return _crop_method(pairs, images, layers, preprocessing, capture, device, options)
-    activations = capture(preprocessing(list(images)).to(device))
+    if activations is None:
+        activations = capture(preprocessing(list(images)).to(device))
     return _grid_methods(method, {layer: activations[layer] for layer in layers}, images, pairs, options)

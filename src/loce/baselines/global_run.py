@@ -25,14 +25,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from loce.activations import iter_activations
 from loce.baselines.global_vector import fit_shared_vector
-from loce.batches import DEFAULT_MAX_BATCH_BYTES, iter_batches
-from loce.capture import LayerCapture
 from loce.data.dataset import ConceptDataset
 from loce.errors import InputError
 from loce.fit import resolve_settings
 from loce.models import LoadedModel
-from loce.runs import RunSummary, default_job_name, job_spec, peak_memory_mb, progress_bar
+from loce.run_options import RunOptions
+from loce.runs import (
+    RunSummary,
+    activation_source,
+    default_job_name,
+    job_spec,
+    peak_memory_mb,
+    progress_bar,
+    with_cache_settings,
+)
 from loce.store import LoCEStore
 
 GLOBAL_PREFIX = "global:"
@@ -55,14 +63,8 @@ def global_run(
     out: str | Path,
     *,
     settings: Any = "paper",
-    job: str | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    layouts: dict[str, str] | None = None,
-    strict: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+    options: RunOptions | None = None,
+    **run_options: Any,
 ) -> RunSummary:
     """Fit and store one global vector per (concept, layer) of ``dataset``.
 
@@ -77,22 +79,21 @@ def global_run(
     from loce.preprocessing import require_stretch
 
     require_stretch(getattr(model, "preprocessing", None), "the global baseline")
+    options = RunOptions.of(options, **run_options)
     start = time.perf_counter()
     layers = list(dict.fromkeys(layers))
     if not layers:
         raise InputError("no layers given for global vectors; e.g. --layers _blocks.10,_blocks.14")
     fit_settings = resolve_settings(settings)
-    torch.manual_seed(seed)
-    job = job or default_job_name(model.spec, "global")
+    torch.manual_seed(options.seed)
+    job = options.job or default_job_name(model.spec, "global")
     out = Path(out)
-    torch_device = torch.device(device)
-    module = model.module.to(torch_device)
+    torch_device = torch.device(options.device)
     with LoCEStore.create(out, image_root=dataset.root) as store:
-        store.register_job(
-            job_spec(dataset, model, layers, job=job, method="global", seed=seed,
-                     settings={"shared_over": "concept", **fit_settings.to_dict()},
-                     settings_id=f"global-{fit_settings.settings_id}")
-        )  # fmt: skip
+        settings, settings_id = with_cache_settings({"shared_over": "concept", **fit_settings.to_dict()},
+                                                    f"global-{fit_settings.settings_id}", options)  # fmt: skip
+        store.register_job(job_spec(dataset, model, layers, job=job, method="global", seed=options.seed,
+                                    settings=settings, settings_id=settings_id))  # fmt: skip
         done = store.completed_samples(job)
         concepts = [c for c in dataset.categories if global_sample_id(c) not in done]
         wanted = set(concepts)
@@ -104,14 +105,16 @@ def global_run(
         acts: dict[tuple[str, str], list[torch.Tensor]] = defaultdict(list)
         masks: dict[str, list[np.ndarray]] = defaultdict(list)
         skip_rows: list[dict[str, Any]] = []
-        bar = progress_bar(len(samples), 0, "global: capture", progress)
-        with LayerCapture(module, layers, layouts=layouts) as capture:
-            for batch in iter_batches(samples, batch_size, strict=strict, max_bytes=max_batch_bytes):
+        bar = progress_bar(len(samples), 0, "global: capture", options.progress)
+        with activation_source(model, layers, out, options) as source:
+            for item in iter_activations(source, samples, options.batch_size, strict=options.strict,
+                                         max_bytes=options.max_batch_bytes):  # fmt: skip
+                batch = item.batch
                 skip_rows.extend(r for r in batch.skip_rows if r["sample_id"] not in done)
                 pairs = [p for p in batch.pairs if p.concept in wanted]
                 if pairs:
                     t0 = time.perf_counter()
-                    activations = capture(model.preprocessing(batch.images).to(torch_device))
+                    activations = item.activations
                     summary.timings.forward += time.perf_counter() - t0
                     for layer in layers:
                         for p in pairs:
@@ -121,6 +124,7 @@ def global_run(
                 summary.images_processed += len(batch.samples)
                 if bar is not None:
                     bar.update(len(batch.samples))
+        summary.count_forwards(source.counts)
         if bar is not None:
             bar.close()
         if skip_rows:
@@ -128,12 +132,12 @@ def global_run(
         for row in skip_rows:
             summary.count_skip(row["status"])
 
-        bar = progress_bar(len(concepts), 0, "global: fit", progress)
+        bar = progress_bar(len(concepts), 0, "global: fit", options.progress)
         for concept in concepts:
             t0 = time.perf_counter()
             rows = [
                 _global_row(concept, layer, acts.pop((concept, layer), []), masks.get(concept, []),
-                            fit_settings, torch_device, seed)
+                            fit_settings, torch_device, options.seed)
                 for layer in layers
             ]  # fmt: skip
             summary.timings.fit += time.perf_counter() - t0

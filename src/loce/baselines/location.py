@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from loce.activations import ActivationSource
 from loce.baselines.crop import mask_box
 from loce.baselines.embed import PER_SAMPLE_METHODS, EmbedOptions, embed_pairs
 from loce.batches import Pair
-from loce.capture import LayerCapture
 from loce.errors import InputError
 from loce.models import LoadedModel
 
@@ -257,7 +257,9 @@ def embed_positions(
     layers = list(dict.fromkeys(layers))
     torch_device = torch.device(device)
     parts: dict[tuple[str, str], list[np.ndarray]] = {(m, layer): [] for m in methods for layer in layers}
-    with LayerCapture(model.module.to(torch_device), layers) as capture:
+    # The pasted images have no files: nothing to cache, but one forward pass per chunk serves every method
+    # that reads whole images (loce, window, masked-pool); crop forwards its canvases.
+    with ActivationSource(model, layers, device=torch_device) as source:
         for start in range(0, len(positioned), batch_size):
             images = positioned.images[start : start + batch_size]
             masks = positioned.masks[start : start + batch_size]
@@ -265,17 +267,18 @@ def embed_positions(
                 Pair(i, f"position-{start + i}", f"position-{start + i}", "object", m, None, None)
                 for i, m in enumerate(masks)
             ]
+            whole = [m for m in methods if m != "crop"]
+            activations = source.of_images([None] * len(images), images) if whole else {}
             for method in methods:
                 if method == "loce":
-                    activations = capture(model.preprocessing(images).to(torch_device))
                     for layer in layers:
                         fitter = LoCEFitter(settings, device=torch_device).fit(activations[layer], masks)
                         _require_ok(fitter.status_, fitter.detail_, method, layer)
                         parts[(method, layer)].append(fitter.embeddings_)
                     continue
                 out = embed_pairs(
-                    method, images, pairs, layers, model.preprocessing, capture, device=torch_device,
-                    options=options,
+                    method, images, pairs, layers, model.preprocessing, source.forward, device=torch_device,
+                    options=options, activations=None if method == "crop" else activations,
                 )  # fmt: skip
                 for layer in layers:
                     _require_ok(out[layer].status, out[layer].detail, method, layer)

@@ -23,13 +23,14 @@ from typing import Any
 
 import torch
 
+from loce.activations import ActivationBatch
 from loce.baselines.crop import default_crop_layer
 from loce.baselines.embed import PER_SAMPLE_METHODS, EmbedOptions, embed_pairs
-from loce.batches import DEFAULT_MAX_BATCH_BYTES, LoadedBatch
-from loce.capture import LayerCapture
+from loce.batches import LoadedBatch
 from loce.data.dataset import ConceptDataset
 from loce.errors import InputError
 from loce.models import LoadedModel
+from loce.run_options import RunOptions
 from loce.runs import BatchProcessor, RunSummary, RunTimings, run_batches
 
 METHODS = (*PER_SAMPLE_METHODS, "global")
@@ -86,10 +87,12 @@ def baseline_processor(
     """
     layers = list(layers)
 
-    def process(batch: LoadedBatch, capture: LayerCapture, timings: RunTimings) -> list[dict[str, Any]]:
+    def process(item: ActivationBatch, timings: RunTimings) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        vectors = embed_pairs(method, batch.images, batch.pairs, layers, model.preprocessing, capture,
-                              device=device, options=options)  # fmt: skip
+        batch = item.batch
+        activations = None if method == "crop" else item.activations  # crop forwards its canvases instead
+        vectors = embed_pairs(method, batch.images, batch.pairs, layers, model.preprocessing, item.source.forward,
+                              device=device, options=options, activations=activations)  # fmt: skip
         timings.forward += time.perf_counter() - t0
         return _rows(batch, vectors)
 
@@ -99,70 +102,54 @@ def baseline_processor(
 def embed_run(
     dataset: ConceptDataset,
     model: LoadedModel,
-    method: str,
+    layers: Sequence[str] | None,
     out: str | Path,
-    layers: Sequence[str] | None = None,
     *,
-    options: EmbedOptions | None = None,
+    method: str,
+    embed_options: EmbedOptions | None = None,
     settings: str | dict | Any = "paper",
-    job: str | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    layouts: dict[str, str] | None = None,
-    strict: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+    options: RunOptions | None = None,
+    **run_options: Any,
 ) -> RunSummary:
     """Embed every (image, concept) of ``dataset`` with a baseline and store the vectors under ``out``.
 
     Args:
         dataset: images with concept masks.
         model: a :class:`~loce.models.LoadedModel`.
-        method: ``"crop"``, ``"window"``, ``"masked-pool"`` or ``"global"``.
-        out: the run directory (created if missing; may already hold LoCEs and other baselines).
-        layers: layers to embed; for ``crop`` default the model's penultimate layer
+        layers: layers to embed; for ``crop`` ``None`` means the model's penultimate layer
             (:data:`loce.baselines.crop.PENULTIMATE_LAYERS`), required for the others.
-        options: :class:`~loce.baselines.embed.EmbedOptions` (window size, crop margin).
+        out: the run directory (created if missing; may already hold LoCEs and other baselines).
+        method: ``"crop"``, ``"window"``, ``"masked-pool"`` or ``"global"``.
+        embed_options: :class:`~loce.baselines.embed.EmbedOptions` (window size, crop margin).
         settings: fit settings of ``global`` vectors (preset name, dict or ``FitSettings``); unused otherwise.
-        job: the job's name; default ``"<method>.<model spec>"``.
-        batch_size: images per forward pass and per shard.
-        device: ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        layouts: per-layer output layout overrides (see :mod:`loce.capture`).
-        strict: raise on the first bad input instead of recording a skip row.
-        seed: seeds torch (recorded in the manifest).
-        progress: show a progress bar on stderr.
-        max_batch_bytes: memory budget of a group's decoded images and masks; a group of large images is cut
-            short (:func:`loce.batches.group_samples`; ``None``: only ``batch_size`` counts).
+        options: a :class:`~loce.run_options.RunOptions`.
+        run_options: fields of :class:`~loce.run_options.RunOptions` as keywords (``job``, ``batch_size``,
+            ``device``, ``layouts``, ``strict``, ``seed``, ``progress``, ``max_batch_bytes``,
+            ``activation_cache``), overriding ``options``. The default job name is ``"<method>.<model spec>"``.
 
     Returns:
         A :class:`~loce.runs.RunSummary`. Calling again with the same arguments resumes.
 
     Example:
-        >>> summary = embed_run(ds, load_model("efficientnet-lite0"), "window", "RUN",  # doctest: +SKIP
-        ...                     ["_blocks.10", "_blocks.14"])
+        >>> summary = embed_run(ds, load_model("efficientnet-lite0"), ["_blocks.10", "_blocks.14"],  # doctest: +SKIP
+        ...                     "RUN", method="window")
     """
     from loce.preprocessing import require_stretch
 
     require_stretch(getattr(model, "preprocessing", None), "embed")
+    options = RunOptions.of(options, **run_options)
     if method not in METHODS:
         raise InputError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}")
     if method == "global":
         from loce.baselines.global_run import global_run
 
-        return global_run(
-            dataset, model, resolve_layers(method, model, layers), out, settings=settings, job=job,
-            batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed,
-            progress=progress, max_batch_bytes=max_batch_bytes,
-        )  # fmt: skip
-    options = options or EmbedOptions()
+        return global_run(dataset, model, resolve_layers(method, model, layers), out, settings=settings,
+                          options=options)  # fmt: skip
+    embed_options = embed_options or EmbedOptions()
     layers = resolve_layers(method, model, layers)
-    method_settings = options.settings(method)
-    torch_device = torch.device(device)
-    process = baseline_processor(method, model, layers, options, torch_device)
+    method_settings = embed_options.settings(method)
+    process = baseline_processor(method, model, layers, embed_options, torch.device(options.device))
     return run_batches(
         dataset, model, layers, out, process,
-        method=method, settings=method_settings, settings_id=settings_id(method_settings), job=job,
-        batch_size=batch_size, device=torch_device, layouts=layouts, strict=strict, seed=seed, progress=progress,
-        max_batch_bytes=max_batch_bytes,
+        method=method, settings=method_settings, settings_id=settings_id(method_settings), options=options,
     )  # fmt: skip

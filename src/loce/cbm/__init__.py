@@ -9,15 +9,15 @@ and the raw map, which concentrates each concept in space.
 The shortest use (``loce cbm train`` / ``loce cbm eval`` do the same)::
 
     from loce.cbm import CBMConfig, compare_models, train_on_scenes
-    train_on_scenes("scenes", "RUN/cbm/plain", CBMConfig(locator=False), cache="RUN/cbm/features")
-    train_on_scenes("scenes", "RUN/cbm/loc", CBMConfig(locator=True), cache="RUN/cbm/features")
+    train_on_scenes("scenes", "RUN/cbm/plain", CBMConfig(locator=False), cache="RUN/cache/activations")
+    train_on_scenes("scenes", "RUN/cbm/loc", CBMConfig(locator=True), cache="RUN/cache/activations")
     compare_models(["RUN/cbm/plain", "RUN/cbm/loc"], loce_run="RUN").table
 
 Modules: :mod:`~loce.cbm.model`, :mod:`~loce.cbm.locator`, :mod:`~loce.cbm.train`, :mod:`~loce.cbm.evaluate`,
 :mod:`~loce.cbm.data` (labels, split, feature cache), :mod:`~loce.cbm.io`, :mod:`~loce.cbm.experiment`.
 """
 
-from loce.cbm.data import FeatureCache, SceneLabels, load_scenes, scene_labels, split_ids
+from loce.cbm.data import SceneLabels, load_scenes, scene_labels, split_ids
 from loce.cbm.evaluate import CBMPredictions, MapItem, localize_maps, predict, recognition
 from loce.cbm.experiment import TrainSummary, compare_models, train_on_scenes
 from loce.cbm.io import SavedCBM, load_cbm, save_cbm
@@ -32,7 +32,6 @@ __all__ = [
     "CBMPredictions",
     "Comparison",
     "ConceptBottleneck",
-    "FeatureCache",
     "MapItem",
     "RadiusSchedule",
     "SavedCBM",

@@ -5,9 +5,10 @@
   rule over the objects present, so recognising the concepts is what recognising the scene takes). Any COCO
   file whose image records carry a class key works (``class_key``).
 - The train / test split is a seeded hash of the sample ids (independent of file order), recorded by id.
-- Backbone features of one layer are computed once per (model, layer, preprocessing, images) and kept as a
-  float32 ``.npy`` file beside a ``.json`` record of what they are (no pickle), so the plain and the Loc-CBM
-  model, and every evaluation, reuse them.
+- Backbone features of one layer come from the activation source (:mod:`loce.activations`): images already in
+  the activation cache (keyed by model weights, preprocessing and layer, validated against each image file) are
+  not forwarded again, so the plain and the Loc-CBM model, every evaluation and ``loce localize`` on the same
+  images share one forward pass per image.
 
 Example:
     >>> dataset = load_scenes("scenes")  # doctest: +SKIP
@@ -18,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from loce.capture import LayerCapture
+from loce.activations import ActivationSource, CacheOptions, iter_activations
 from loce.data import ConceptDataset, load_coco
 from loce.errors import InputError
 from loce.models import LoadedModel
@@ -136,11 +136,14 @@ def extract_features(
     *,
     batch_size: int = 32,
     progress: bool = True,
+    cache: CacheOptions | None = None,
 ) -> np.ndarray:
-    """``N x C x h x w`` float32 activations of ``layer`` for every sample's image (in order).
+    """``N x C x h x w`` float32 activations of ``layer`` for every sample's image (in order), through the
+    activation source: images whose entries are in ``cache`` (e.g. written by ``loce localize`` on the same
+    images) are not forwarded again.
 
     Raises:
-        InputError: naming an image that cannot be read.
+        InputError: naming an image (or mask) that cannot be read.
     """
     from tqdm.auto import tqdm
 
@@ -148,72 +151,18 @@ def extract_features(
     bar = tqdm(
         total=len(dataset), desc=f"features {layer}", unit="img", disable=not progress, file=sys.stderr
     )
-    with LayerCapture(model.module, [layer]) as capture:
-        for start in range(0, len(dataset), batch_size):
-            images = [s.load_image() for s in dataset[start : start + batch_size]]
-            acts = capture(model.preprocessing(images).to(model.device))[layer]
-            parts.append(acts.to(torch.float32).cpu().numpy())
-            bar.update(len(images))
+    with ActivationSource(model, [layer], device=model.device, cache=cache) as source:
+        for item in iter_activations(source, list(dataset), batch_size, strict=True, max_bytes=None,
+                                     keep_unannotated=True):  # fmt: skip
+            if item.batch.image_samples:
+                parts.append(item.activations[layer].to(torch.float32).cpu().numpy())
+            bar.update(len(item.batch.samples))
     bar.close()
     if not parts:
         raise InputError("no images to compute features of")
-    return np.concatenate(parts)
-
-
-class FeatureCache:
-    """Backbone features on disk: ``<dir>/<key>.npy`` (float32) and ``<key>.json`` (what they are).
-
-    The key hashes the model spec, layer, preprocessing and the ordered sample ids with their image paths, so a
-    changed dataset or model never reuses stale features.
-
-    Example:
-        >>> cache = FeatureCache("RUN/cbm/features")  # doctest: +SKIP
-        >>> feats = cache.features(model, dataset, "_blocks.14")  # doctest: +SKIP
-    """
-
-    def __init__(self, directory: str | Path | None) -> None:
-        self.directory = None if directory is None else Path(directory)
-
-    @staticmethod
-    def key(model: LoadedModel, dataset: Sequence, layer: str) -> str:
-        """The cache key of the features of ``layer`` for ``dataset`` under ``model``."""
-        digest = hashlib.sha256()
-        record = {"model": model.spec, "layer": layer, "preprocessing": model.preprocessing.to_dict()}
-        digest.update(json.dumps(record, sort_keys=True).encode())
-        for sample in dataset:
-            digest.update(f"{sample.sample_id}\0{sample.image_path}\n".encode())
-        return f"{layer}-{digest.hexdigest()[:16]}"
-
-    def features(
-        self,
-        model: LoadedModel,
-        dataset: Sequence,
-        layer: str,
-        *,
-        batch_size: int = 32,
-        progress: bool = True,
-    ) -> np.ndarray:
-        """The cached features, computed (and stored) when missing."""
-        key = self.key(model, dataset, layer)
-        if self.directory is not None:
-            path = self.directory / f"{key}.npy"
-            if path.is_file():
-                features = np.load(path, allow_pickle=False)
-                if features.shape[0] == len(dataset):
-                    return features
-        features = extract_features(model, dataset, layer, batch_size=batch_size, progress=progress)
-        if self.directory is not None:
-            from loce.store.atomic import atomic_output
-
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with atomic_output(self.directory / f"{key}.npy") as fh:
-                np.save(fh, features, allow_pickle=False)
-            info = {
-                "model": model.spec,
-                "layer": layer,
-                "preprocessing": model.preprocessing.to_dict(),
-                "shape": list(features.shape),
-                "sample_ids": [s.sample_id for s in dataset],
-            }
-            (self.directory / f"{key}.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
-        return features
+    features = np.concatenate(parts)
+    if features.shape[0] != len(dataset):  # every image is kept under strict decoding; say so if not
+        raise InputError(
+            f"features of {features.shape[0]} images for {len(dataset)} samples; check the dataset"
+        )
+    return features

@@ -13,8 +13,8 @@ concept-mean LoCEs of a LoCE run projected onto the same images. It writes::
     OUT/figures/heatmaps.png, OUT/figures/metrics.png
 
 Example:
-    >>> train_on_scenes("scenes", "RUN/cbm/plain", CBMConfig(locator=False), cache="RUN/cbm/features")  # doctest: +SKIP
-    >>> train_on_scenes("scenes", "RUN/cbm/loc", CBMConfig(locator=True), cache="RUN/cbm/features")  # doctest: +SKIP
+    >>> train_on_scenes("scenes", "RUN/cbm/plain", CBMConfig(locator=False), cache="RUN/cache/activations")  # doctest: +SKIP
+    >>> train_on_scenes("scenes", "RUN/cbm/loc", CBMConfig(locator=True), cache="RUN/cache/activations")  # doctest: +SKIP
     >>> compare_models(["RUN/cbm/plain", "RUN/cbm/loc"], loce_run="RUN", out="RUN/cbm/comparison")  # doctest: +SKIP
 """
 
@@ -23,14 +23,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from loce.cbm.data import FeatureCache, load_scenes, scene_labels, split_ids
+from loce.activations import CacheOptions
+from loce.cbm.data import extract_features, load_scenes, scene_labels, split_ids
 from loce.cbm.evaluate import MapItem, localize_maps, predict, recognition
 from loce.cbm.io import load_cbm, save_cbm
 from loce.cbm.outputs import Comparison, write_comparison
@@ -74,7 +75,7 @@ def train_on_scenes(
     layer: str = DEFAULT_LAYER,
     test_fraction: float = 0.25,
     split_seed: int = 0,
-    cache: str | Path | None = None,
+    cache: str | Path | CacheOptions | bool | None = None,
     name: str | None = None,
     device: str = "cpu",
     batch_size: int = 32,
@@ -90,7 +91,9 @@ def train_on_scenes(
         layer: the backbone layer whose feature map the bottleneck reads.
         test_fraction: share of images held out (a seeded hash of the ids, ``split_seed``).
         split_seed: seed of the split (keep it equal for models you compare).
-        cache: feature cache directory (default ``out/features``); share it between models.
+        cache: the activation cache: its directory (default ``out/features``; give a run's
+            ``RUN/cache/activations`` to share the forward passes with ``loce localize`` and the other model), a
+            :class:`~loce.activations.CacheOptions`, or ``False`` for none.
         name: display name (default ``"Loc-CBM"`` with the locator, else ``"CBM"``).
         device: where the backbone runs.
         batch_size: images per backbone forward pass.
@@ -105,9 +108,9 @@ def train_on_scenes(
     labels = scene_labels(dataset)
     train_ids, test_ids = split_ids(labels.sample_ids, test_fraction, split_seed)
     model = backbone if isinstance(backbone, LoadedModel) else _backbone(backbone, device)
-    cache_dir = Path(cache) if cache is not None else CbmModelFiles(Path(out)).features
-    features = FeatureCache(cache_dir).features(
-        model, dataset, layer, batch_size=batch_size, progress=progress
+    cache_options = feature_cache(cache, CbmModelFiles(Path(out)).features)
+    features = extract_features(
+        model, dataset, layer, batch_size=batch_size, progress=progress, cache=cache_options
     )
     row = {sid: i for i, sid in enumerate(labels.sample_ids)}
     train_rows = [row[s] for s in train_ids]
@@ -138,10 +141,26 @@ def train_on_scenes(
         "split": {"test_fraction": test_fraction, "seed": split_seed, "train": train_ids, "test": test_ids},
         "test_recognition": scores,
         "train_seconds": round(seconds, 2),
-        "feature_cache": str(cache_dir.resolve()),
+        "activation_cache": None
+        if cache_options.directory is None
+        else str(Path(cache_options.directory).resolve()),
     }
     save_cbm(out, result.model, info, result.history)
     return TrainSummary(Path(out), name, scores, result.history, seconds)
+
+
+def feature_cache(cache: str | Path | CacheOptions | bool | None, default: str | Path) -> CacheOptions:
+    """The activation cache of the concept bottleneck's features: a directory, options, ``False`` (none) or
+    ``None`` / ``True`` (the cache in ``default``).
+
+    Example:
+        >>> feature_cache(None, "m/cache").directory.as_posix(), feature_cache(False, "m/cache").enabled
+        ('m/cache', False)
+    """
+    if isinstance(cache, (str, Path)):
+        return CacheOptions(directory=Path(cache))
+    options = CacheOptions.of(cache)
+    return options if options.directory is not None else replace(options, directory=Path(default))
 
 
 def _items(dataset_by_id, test_ids: Sequence[str], concepts: Sequence[str]) -> tuple[list[MapItem], list]:
@@ -177,7 +196,7 @@ def compare_models(
     loce_layer: str | None = None,
     scenes: str | Path | None = None,
     out: str | Path | None = None,
-    cache: str | Path | None = None,
+    cache: str | Path | CacheOptions | bool | None = None,
     examples: int = 6,
     device: str = "cpu",
     batch_size: int = 32,
@@ -192,7 +211,7 @@ def compare_models(
         loce_layer: the LoCE layer (default: the CBMs' layer when the run has it, else the run's first layer).
         scenes: the scene folder (default: the one recorded with the models).
         out: output directory (default ``loce_run/cbm/comparison``, or beside the first model).
-        cache: feature cache directory (default: the first model's).
+        cache: the activation cache (as in :func:`train_on_scenes`; default: the first model's).
         examples: test images in the heat-map figure.
         device, batch_size: backbone settings for features not cached yet.
         seed: seed of the choice of example images.
@@ -226,8 +245,8 @@ def compare_models(
     concepts = list(first["concepts"])
     labels = scene_labels(dataset, classes=first["classes"]).subset(test_ids)
     items, samples = _items(dataset.by_id, test_ids, concepts)
-    cache_dir = Path(cache or first.get("feature_cache") or CbmModelFiles(Path(saved[0].path)).features)
-    features_cache = FeatureCache(cache_dir)
+    recorded = first.get("activation_cache") or CbmModelFiles(Path(saved[0].path)).features
+    cache_options = feature_cache(cache, recorded)
     backbones: dict[str, LoadedModel] = {}
 
     def features_of(identity: dict, layer: str) -> np.ndarray:
@@ -236,10 +255,9 @@ def compare_models(
         key = json.dumps(identity, sort_keys=True)
         if key not in backbones:
             backbones[key] = load_model_from_identity(identity, device=device)
-        feats = features_cache.features(
-            backbones[key], dataset, layer, batch_size=batch_size, progress=progress
-        )
-        return feats[test_rows]
+        test = [dataset[i] for i in test_rows]
+        return extract_features(backbones[key], test, layer, batch_size=batch_size, progress=progress,
+                                cache=cache_options)  # fmt: skip
 
     names = display_names(saved)
     per_map, table, maps_of, notes = [], [], {}, []

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from loce.cli.common import HelpFormatter, add_command
+from loce.cli.common import HelpFormatter, add_activation_cache_options, add_command, cache_options_from_args
 
 EXAMPLES = """
-  loce cbm train --scenes scenes --out RUN/cbm/plain --no-locator --cache RUN/cbm/features
-  loce cbm train --scenes scenes --out RUN/cbm/loc --locator --cache RUN/cbm/features
+  loce cbm train --scenes scenes --out RUN/cbm/plain --no-locator --cache RUN/cache/activations
+  loce cbm train --scenes scenes --out RUN/cbm/loc --locator --cache RUN/cache/activations
   loce cbm eval RUN/cbm/plain RUN/cbm/loc --loce-run RUN      # writes RUN/cbm/comparison/
 """
 
@@ -95,8 +95,12 @@ def register(subparsers) -> None:
     train.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
     train.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
     train.add_argument(
-        "--cache", help="feature cache directory; if omitted: OUT/features; share it between models"
+        "--cache",
+        metavar="DIR",
+        help="activation cache directory; if omitted: OUT/features; pass a run's RUN/cache/activations "
+        "to share forward passes with `loce localize` on the same images and with the other model",
     )
+    add_activation_cache_options(train)
     train.add_argument("--name", help="display name; if omitted: CBM / Loc-CBM")
     train.add_argument("--device", default="cpu", help="where the backbone runs")
     train.add_argument("--batch-size", type=int, default=32, help="images per backbone forward pass")
@@ -118,7 +122,10 @@ def register(subparsers) -> None:
     evaluate.add_argument("--loce-layer", help="LoCE layer; if omitted: the CBMs' layer if the run has it")
     evaluate.add_argument("--scenes", help="scene folder; if omitted: the one recorded with the models")
     evaluate.add_argument("--out", help="output directory; if omitted: LOCE_RUN/cbm/comparison")
-    evaluate.add_argument("--cache", help="feature cache directory; if omitted: the first model's")
+    evaluate.add_argument(
+        "--cache", metavar="DIR", help="activation cache directory; if omitted: the first model's"
+    )
+    add_activation_cache_options(evaluate)
     evaluate.add_argument("--examples", type=int, default=6, help="test images in the heat-map figure")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the choice of example images")
     evaluate.add_argument("--device", default="cpu", help="where the backbone runs")
@@ -154,7 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
         layer=args.layer,
         test_fraction=args.test_fraction,
         split_seed=args.split_seed,
-        cache=args.cache,
+        cache=cache_options_from_args(args, args.cache),
         name=args.name,
         device=args.device,
         batch_size=args.batch_size,
@@ -177,7 +184,7 @@ def run_eval(args: argparse.Namespace) -> int:
         loce_layer=args.loce_layer,
         scenes=args.scenes,
         out=args.out,
-        cache=args.cache,
+        cache=cache_options_from_args(args, args.cache),
         examples=args.examples,
         device=args.device,
         batch_size=args.batch_size,

@@ -265,6 +265,66 @@ def max_batch_bytes(args: argparse.Namespace) -> int | None:
     return int(args.batch_memory * 2**20) if args.batch_memory > 0 else None
 
 
+def add_activation_cache_options(parser: argparse.ArgumentParser) -> None:
+    """``--activation-cache on|off``, ``--activation-cache-limit GB``, ``--activation-cache-dtype``: the run's
+    activation cache (``RUN/cache/activations``), shared by fit, embed, localize and cbm (defaults:
+    :class:`loce.activations.CacheOptions`)."""
+    from loce.activations import CACHE_DTYPES, CacheOptions
+
+    defaults = CacheOptions()
+    group = parser.add_argument_group("activation cache (RUN/cache/activations; safe to delete)")
+    group.add_argument(
+        "--activation-cache",
+        choices=("on", "off"),
+        default="on" if defaults.enabled else "off",
+        help="reuse the activations of images another step of the run already forwarded, and keep new ones",
+    )
+    group.add_argument(
+        "--activation-cache-limit",
+        type=float,
+        default=defaults.limit_bytes / 2**30,
+        metavar="GB",
+        help="the cache never grows beyond this; when full, new activations are not kept (existing ones are used)",
+    )
+    group.add_argument(
+        "--activation-cache-dtype",
+        choices=CACHE_DTYPES,
+        default=defaults.dtype,
+        help="float16 halves the cache (opt-in; changes vectors in the last digits, recorded in the job)",
+    )
+
+
+def cache_options_from_args(args: argparse.Namespace, directory=None):
+    """The :class:`~loce.activations.CacheOptions` the activation cache options describe (``directory``: where,
+    default the run's ``cache/activations``)."""
+    from pathlib import Path
+
+    from loce.activations import CacheOptions
+
+    return CacheOptions(
+        enabled=args.activation_cache == "on",
+        limit_bytes=CacheOptions.parse_limit_gb(args.activation_cache_limit),
+        dtype=args.activation_cache_dtype,
+        directory=None if directory is None else Path(directory),
+    )
+
+
+def run_options_from_args(args: argparse.Namespace):
+    """The :class:`~loce.run_options.RunOptions` of ``loce fit`` / ``loce embed`` (model, run and cache options)."""
+    from loce.run_options import RunOptions
+
+    return RunOptions(
+        job=args.job,
+        batch_size=args.batch_size,
+        device=args.device,
+        strict=args.strict,
+        seed=args.seed,
+        progress=not args.no_progress,
+        max_batch_bytes=max_batch_bytes(args),
+        activation_cache=cache_options_from_args(args),
+    )
+
+
 def print_run_summary(summary, dataset=None, file=None) -> None:
     """Print what a run wrote: counts (and IoU of fitted vectors) per concept and layer, timings, skips.
 
@@ -288,6 +348,9 @@ def print_run_summary(summary, dataset=None, file=None) -> None:
         f"{t.outside_forward_share:.0%} outside the forward pass; peak memory {summary.peak_memory_mb:.0f} MB]",
         file=file,
     )
+    forwarded, cached = getattr(summary, "images_forwarded", 0), getattr(summary, "images_cached", 0)
+    if forwarded or cached:
+        print(f"activations: {forwarded} images forwarded, {cached} from the activation cache", file=file)
     if getattr(summary, "retried", 0):
         print(
             f"retried {summary.retried} images previously skipped (missing, corrupt or truncated files), "

@@ -55,10 +55,10 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
     test_data = ["--coco", str(test_scenes / "annotations.json"), "--images", str(test_scenes / "images")]
     model = ["--model", MODEL, "--seed", str(seed)]
     layout = RunLayout(run)
-    plain, loc, features = (
+    plain, loc, activations = (
         layout.cbm_model("plain").directory,
         layout.cbm_model("loc").directory,
-        layout.cbm_features,
+        layout.activation_cache,  # localize fills it for the held-out scenes; the CBMs reuse it
     )
     steps: list[tuple[str, list[str]]] = [
         ("render the scene world", ["scenes", "--out", str(scenes), "--n", str(n), "--seed", str(seed)]),
@@ -90,10 +90,10 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
           *test_data, "--categories", LOCALIZED_CONCEPTS, "--name", "held-out"]),
         ("train a plain concept bottleneck",
          ["cbm", "train", "--scenes", str(test_scenes), "--out", str(plain), "--no-locator",
-          "--cache", str(features), "--seed", str(seed)]),
+          "--cache", str(activations), "--seed", str(seed)]),
         ("train a Loc-CBM-style concept bottleneck",
          ["cbm", "train", "--scenes", str(test_scenes), "--out", str(loc), "--locator",
-          "--cache", str(features), "--seed", str(seed)]),
+          "--cache", str(activations), "--seed", str(seed)]),
         ("compare CBM, Loc-CBM and LoCE localisation",
          ["cbm", "eval", str(plain), str(loc), "--loce-run", str(run)]),
         ("write the report", ["report", str(run), "--out", str(report)]),

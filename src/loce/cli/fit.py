@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from loce.cli.common import (
+    add_activation_cache_options,
     add_command,
     add_data_options,
     add_model_options,
@@ -12,8 +13,8 @@ from loce.cli.common import (
     check_something_embedded,
     load_dataset_from_args,
     load_model_from_args,
-    max_batch_bytes,
     print_run_summary,
+    run_options_from_args,
     split_list,
 )
 from loce.cli.engine_options import add_engine_options, engine_runner
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
         help="fit settings preset ('paper': the publication's)",
     )
     add_run_options(parser, "loce.<model>")
+    add_activation_cache_options(parser)
     add_engine_options(parser)
     parser.set_defaults(func=run)
 
@@ -65,13 +67,7 @@ def run(args: argparse.Namespace) -> int:
         split_list(args.layers),
         args.out,
         settings=args.preset,
-        job=args.job,
-        batch_size=args.batch_size,
-        device=args.device,
-        strict=args.strict,
-        seed=args.seed,
-        progress=not args.no_progress,
-        max_batch_bytes=max_batch_bytes(args),
+        options=run_options_from_args(args),
     )
     print_run_summary(summary, dataset)
     check_something_embedded(summary)

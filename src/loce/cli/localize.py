@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loce.cli.common import add_command, add_data_options, load_dataset_from_args, split_list
+from loce.cli.common import (
+    add_activation_cache_options,
+    add_command,
+    add_data_options,
+    cache_options_from_args,
+    load_dataset_from_args,
+    split_list,
+)
 
 EXAMPLES = """
   loce localize RUN --concept mug --coco test/annotations.json --images test/images
@@ -58,6 +65,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of --max-per-category")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_options(parser)
+    add_activation_cache_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -96,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         examples=args.examples,
         progress=not args.no_progress,
+        activation_cache=cache_options_from_args(args),
     )
     summary = result.summary
     if len(summary):

@@ -23,6 +23,7 @@ values; it is shipped with Ray's own serialisation of the driver's object (``ray
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -35,17 +36,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from loce.batches import DEFAULT_MAX_BATCH_BYTES, group_samples, load_batch
-from loce.capture import LayerCapture
+from loce.activations import ActivationBatch, ActivationSource, CacheOptions, ForwardCounts
+from loce.batches import group_samples, load_batch
 from loce.data.dataset import ConceptDataset
 from loce.engines.options import RayOptions
 from loce.engines.ray_cluster import WorkerPlan, plan_workers, ray_session
 from loce.errors import InputError, LoceError, StoreError
 from loce.models import KNOWN_SPECS, LoadedModel, load_model_from_identity
+from loce.run_options import RunOptions
 from loce.runs import (
     BatchProcessor,
     RunSummary,
     RunTimings,
+    activation_source,
     file_skipped,
     group_rows,
     peak_memory_mb,
@@ -167,7 +170,12 @@ def raise_error_text(text: str) -> None:
 
 
 def _stats(
-    group: int, rows: Sequence[dict[str, Any]], n_images: int, timings: RunTimings, written: bool
+    group: int,
+    rows: Sequence[dict[str, Any]],
+    n_images: int,
+    timings: RunTimings,
+    written: bool,
+    counts: ForwardCounts,
 ) -> dict:
     summary = RunSummary(out=Path("."), job="", method="", layers=[], images_total=0, images_done_before=0)
     summary.count_rows(rows)
@@ -182,13 +190,21 @@ def _stats(
         "fit": timings.fit,
         "write": timings.write,
         "written": written,
+        "forwarded": counts.forwarded,
+        "cached": counts.cached,
         "peak_mb": peak_memory_mb(),
         "pid": os.getpid(),
     }
 
 
+def _difference(after: ForwardCounts, before: ForwardCounts) -> ForwardCounts:
+    return ForwardCounts(after.forwarded - before.forwarded, after.cached - before.cached,
+                         after.inputs - before.inputs, after.seconds - before.seconds)  # fmt: skip
+
+
 class ModelWorker:
-    """Ray Data actor: one model (with its layer capture) per actor; computes and writes each group's shard."""
+    """Ray Data actor: one model (behind the run's activation source) per actor; computes and writes each group's
+    shard. Torch runs with the driver's thread count, so float results match the local engine's."""
 
     def __init__(
         self,
@@ -200,11 +216,16 @@ class ModelWorker:
         target: ShardTarget,
         seed: int,
         faults: str | None,
+        cache: CacheOptions | None = None,
+        torch_threads: int | None = None,
     ) -> None:
+        if torch_threads:
+            torch.set_num_threads(int(torch_threads))
         torch.manual_seed(seed)
         self.device = torch.device(device)
         self.model = source.load(self.device)
-        self.capture = LayerCapture(self.model.module, layers, layouts=layouts).__enter__()
+        self.source = ActivationSource(self.model, layers, layouts=layouts, device=self.device, cache=cache)
+        self.source.__enter__()
         self.process = factory(self.model, device=self.device)
         self.target = target
         self.faults = _faults(faults)
@@ -223,6 +244,7 @@ class ModelWorker:
         for group, loaded, error in zip(batch["group"], batch["batch"], batch["error"], strict=True):
             group = int(group)
             timings = RunTimings()
+            before = dataclasses.replace(self.source.counts)
             try:
                 if error:
                     raise_error_text(error)
@@ -230,16 +252,17 @@ class ModelWorker:
                 rows = self._existing(path, loaded.sample_ids)
                 written = rows is None
                 if written:
-                    rows = group_rows(loaded, self.capture, timings, self.process)
+                    rows = group_rows(ActivationBatch(loaded, self.source), timings, self.process)
                     _maybe_die(self.faults, group, "before_write")
                     t0 = time.perf_counter()
                     write_shard(path.parent, self.target.job, self.target.base + group,
                                 build_table(rows, defaults=self.target.defaults))  # fmt: skip
                     timings.write += time.perf_counter() - t0
                     _maybe_die(self.faults, group, "after_write")
-                stats = {**_stats(group, rows, len(loaded.samples), timings, written), "error": ""}
+                counts = _difference(self.source.counts, before)
+                stats = {**_stats(group, rows, len(loaded.samples), timings, written, counts), "error": ""}
             except LoceError as exc:
-                stats = {**_stats(group, [], 0, timings, False), "error": error_text(exc)}
+                stats = {**_stats(group, [], 0, timings, False, ForwardCounts()), "error": error_text(exc)}
             for key, value in stats.items():
                 out.setdefault(key, []).append(value)
         return out
@@ -255,14 +278,7 @@ def ray_run_batches(
     method: str,
     settings: dict[str, Any],
     settings_id: str,
-    job: str | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    layouts: dict[str, str] | None = None,
-    strict: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+    options: RunOptions | None = None,
     ray_options: RayOptions | None = None,
 ) -> RunSummary:
     """:func:`loce.runs.run_batches` on a Ray cluster: same job, same groups, same rows, same shards.
@@ -277,61 +293,45 @@ def ray_run_batches(
         resident memory of the driver and of any worker.
     """
     start = time.perf_counter()
+    options = options or RunOptions()
     ray_options = ray_options or RayOptions()
     out = Path(out)
-    spec = prepare_job(dataset, model, layers, method=method, settings=settings, settings_id=settings_id, job=job,
-                       batch_size=batch_size, seed=seed, layouts=layouts)  # fmt: skip
-    layers, job = list(spec.layers), spec.name
-    if ray_options.gpus_per_worker > 0 and torch.device(device).type == "cpu":
-        device = "cuda"
+    spec = prepare_job(dataset, model, layers, method=method, settings=settings, settings_id=settings_id,
+                       options=options)  # fmt: skip
+    layers = list(spec.layers)
+    if ray_options.gpus_per_worker > 0 and torch.device(options.device).type == "cpu":
+        options = dataclasses.replace(options, device="cuda")
     with LoCEStore.create(out, image_root=dataset.root) as store:
         todo, summary = start_job(store, spec, dataset)
-        groups = group_samples(todo, batch_size, max_batch_bytes)
+        groups = group_samples(todo, options.batch_size, options.max_batch_bytes)
         if groups:
-            target = ShardTarget(str(store.shard_dir), job, store.row_defaults(job),
-                                 next_shard_number(store.shard_dir, job))  # fmt: skip
+            target = ShardTarget(str(store.shard_dir), spec.name, store.row_defaults(spec.name),
+                                 next_shard_number(store.shard_dir, spec.name))  # fmt: skip
             with ray_session(ray_options.address) as ray:
                 plan = plan_workers(ray.cluster_resources(), ray_options)
-                stats = _run_pipeline(ray, groups, model, layers, layouts, factory, device, target, plan, seed,
-                                      strict, progress, summary)  # fmt: skip
-            _check_complete(store, job, todo)
+                stats = _run_pipeline(ray, groups, model, layers, factory, target, plan, options, out,
+                                      summary)  # fmt: skip
+            _check_complete(store, spec.name, todo)
             summary.peak_memory_mb = max([peak_memory_mb(), *(s["peak_mb"] for s in stats)])
-        _retry_file_skips_here(store, dataset, model, spec, factory, device, layouts, summary, batch_size, strict,
-                               max_batch_bytes)  # fmt: skip
+        _retry_file_skips_here(store, dataset, model, spec, factory, summary, options, out)
         summary.peak_memory_mb = max(summary.peak_memory_mb, peak_memory_mb())
     summary.timings.total = time.perf_counter() - start
     return summary
 
 
-def _retry_file_skips_here(
-    store, dataset, model, spec, factory, device, layouts, summary, batch_size, strict, max_batch_bytes
-) -> None:
+def _retry_file_skips_here(store, dataset, model, spec, factory, summary, options: RunOptions, out) -> None:
     """Retry, in the driver as the local engine does, the images a previous run could not read (usually few:
     files repaired or restored since; see :func:`loce.runs.file_skipped`)."""
     retry = file_skipped(store, spec.name, dataset)
     if not retry:
         return
-    torch_device = torch.device(device)
-    model.module.to(torch_device)
-    with LayerCapture(model.module, list(spec.layers), layouts=layouts) as capture:
-        retry_file_skips(store, retry, capture, factory(model, device=torch_device), summary, batch_size=batch_size,
-                         strict=strict, max_batch_bytes=max_batch_bytes)  # fmt: skip
+    with activation_source(model, spec.layers, out, options) as source:
+        retry_file_skips(store, retry, source, factory(model, device=source.device), summary, options)
+    summary.count_forwards(source.counts)
 
 
 def _run_pipeline(
-    ray,
-    groups,
-    model,
-    layers,
-    layouts,
-    factory,
-    device,
-    target,
-    plan: WorkerPlan,
-    seed,
-    strict,
-    progress,
-    summary,
+    ray, groups, model, layers, factory, target, plan: WorkerPlan, options: RunOptions, out, summary
 ) -> list[dict[str, Any]]:
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -340,25 +340,31 @@ def _run_pipeline(
     context.print_on_execution_start = False
     items = [{"group": k, "samples": group} for k, group in enumerate(groups)]
     data = ray.data.from_items(items, override_num_blocks=len(items))
-    data = data.map_batches(partial(decode_groups, strict=strict), batch_size=1, num_cpus=plan.decode_cpus)
+    data = data.map_batches(
+        partial(decode_groups, strict=options.strict), batch_size=1, num_cpus=plan.decode_cpus
+    )
     data = data.map_batches(
         ModelWorker,
         fn_constructor_kwargs={
             "source": ModelSource.of(model, ray),
             "layers": list(layers),
-            "layouts": layouts,
+            "layouts": options.layouts,
             "factory": factory,
-            "device": str(device),
+            "device": str(options.device),
             "target": target,
-            "seed": seed,
+            "seed": options.seed,
             "faults": os.environ.get(FAULT_ENV),
+            "cache": options.activation_cache.located(out),
+            "torch_threads": torch.get_num_threads(),
         },
         batch_size=1,
         compute=ActorPoolStrategy(size=plan.workers),
         num_cpus=plan.cpus,
         num_gpus=plan.gpus,
     )
-    bar = progress_bar(sum(len(g) for g in groups), summary.images_done_before, summary.method, progress)
+    bar = progress_bar(
+        sum(len(g) for g in groups), summary.images_done_before, summary.method, options.progress
+    )
     start = time.perf_counter()
     stats = []
     try:
@@ -372,6 +378,8 @@ def _run_pipeline(
                 summary.skips[reason] = summary.skips.get(reason, 0) + n
             summary.iou_sum += row["iou_sum"]
             summary.iou_count += row["iou_count"]
+            summary.images_forwarded += row["forwarded"]
+            summary.images_cached += row["cached"]
             for name in ("forward", "fit", "write"):
                 setattr(summary.timings, name, getattr(summary.timings, name) + row[name])
             if bar is not None:
@@ -426,15 +434,9 @@ def ray_fit_run(
     out: str | Path,
     *,
     settings: Any = "paper",
-    job: str | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    layouts: dict[str, str] | None = None,
-    strict: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+    options: RunOptions | None = None,
     ray_options: RayOptions | None = None,
+    **run_options: Any,
 ) -> RunSummary:
     """:func:`loce.pipeline.fit_run` on a Ray cluster (same arguments, plus ``ray_options``); same rows.
 
@@ -445,33 +447,27 @@ def ray_fit_run(
     from loce.fit import resolve_settings
     from loce.pipeline import loce_processor
 
+    options = RunOptions.of(options, **run_options)
     fit_settings = resolve_settings(settings)
     return ray_run_batches(
-        dataset, model, layers, out, partial(loce_processor, settings=fit_settings, seed=seed),
-        method="loce", settings=fit_settings.to_dict(), settings_id=fit_settings.settings_id, job=job,
-        batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed, progress=progress,
-        max_batch_bytes=max_batch_bytes, ray_options=ray_options,
+        dataset, model, layers, out, partial(loce_processor, settings=fit_settings, seed=options.seed),
+        method="loce", settings=fit_settings.to_dict(), settings_id=fit_settings.settings_id, options=options,
+        ray_options=ray_options,
     )  # fmt: skip
 
 
 def ray_embed_run(
     dataset: ConceptDataset,
     model: LoadedModel,
-    method: str,
+    layers: Sequence[str] | None,
     out: str | Path,
-    layers: Sequence[str] | None = None,
     *,
-    options: Any = None,
+    method: str,
+    embed_options: Any = None,
     settings: Any = "paper",
-    job: str | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    layouts: dict[str, str] | None = None,
-    strict: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    max_batch_bytes: int | None = DEFAULT_MAX_BATCH_BYTES,
+    options: RunOptions | None = None,
     ray_options: RayOptions | None = None,
+    **run_options: Any,
 ) -> RunSummary:
     """:func:`loce.baselines.embed_run` on a Ray cluster for ``crop``, ``window`` and ``masked-pool``.
 
@@ -487,12 +483,12 @@ def ray_embed_run(
             f"method {method!r} cannot run on the Ray engine (it needs every sample of a concept at once); "
             "use --engine local"
         )
-    options = options or EmbedOptions()
+    options = RunOptions.of(options, **run_options)
+    embed_options = embed_options or EmbedOptions()
     layers = resolve_layers(method, model, layers)
-    method_settings = options.settings(method)
+    method_settings = embed_options.settings(method)
     return ray_run_batches(
-        dataset, model, layers, out, partial(baseline_processor, method, layers=layers, options=options),
-        method=method, settings=method_settings, settings_id=method_settings_id(method_settings), job=job,
-        batch_size=batch_size, device=device, layouts=layouts, strict=strict, seed=seed, progress=progress,
-        max_batch_bytes=max_batch_bytes, ray_options=ray_options,
+        dataset, model, layers, out, partial(baseline_processor, method, layers=layers, options=embed_options),
+        method=method, settings=method_settings, settings_id=method_settings_id(method_settings), options=options,
+        ray_options=ray_options,
     )  # fmt: skip

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from loce.capture import LayerCapture
+from loce.activations import ActivationSource, CacheOptions, iter_activations
 from loce.data.dataset import ConceptDataset
 from loce.data.images import read_image
 from loce.data.sample import Sample
@@ -111,6 +111,12 @@ def instance_centroids(sample: Sample, concept: str) -> np.ndarray | None:
     return centres[np.isfinite(centres).all(axis=1)]
 
 
+def _skip_note(row: dict[str, Any]) -> str:
+    """A note for a skip row: the image (and concept) left out and why."""
+    what = row["image"] if row.get("concept") is None else f"{row['concept']!r} on {row['image']}"
+    return f"skipped {what}: {row['detail']}"
+
+
 def _progress(total: int, enabled: bool, what: str):
     from tqdm.auto import tqdm
 
@@ -129,6 +135,7 @@ def localize_samples(
     use_instances: bool = True,
     annotated: bool | None = None,
     progress: bool = True,
+    activation_cache: CacheOptions | None = None,
 ) -> LocalizationResult:
     """Project every vector onto every sample's image and measure the maps against the concept masks.
 
@@ -144,6 +151,8 @@ def localize_samples(
         annotated: whether an image without a concept's annotation lacks the concept (``has_concept`` False)
             or is unknown (``None``); default: the samples carry any annotation at all.
         progress: progress bar on stderr.
+        activation_cache: where the images' activations are cached (:class:`~loce.activations.CacheOptions`
+            with a ``directory``; ``None``: no cache).
 
     Returns:
         A :class:`LocalizationResult` (not yet written; see :func:`loce.localize.run.write_localization`).
@@ -167,19 +176,17 @@ def localize_samples(
     )
     notes: list[str] = []
     bar = _progress(len(samples), progress, "localize")
-    with LayerCapture(model.module, list(projector.by_layer)) as capture:
-        for start in range(0, len(samples), batch_size):
-            chunk = samples[start : start + batch_size]
-            group, images = [], []
-            for sample in chunk:
-                try:
-                    images.append(sample.load_image())
-                    group.append(sample)
-                except InputError as exc:
-                    notes.append(f"skipped {sample.rel_path}: {exc}")
-            if group:
-                projector.add(group, images, capture(model.preprocessing(images).to(model.device)))
-            bar.update(len(chunk))
+    source = ActivationSource(model, list(projector.by_layer), device=model.device, cache=activation_cache)
+    with source:
+        for item in iter_activations(source, samples, batch_size, max_bytes=None, keep_unannotated=True):
+            batch = item.batch
+            notes += [_skip_note(row) for row in batch.skip_rows if row["status"] != "no_concepts"]
+            if batch.image_samples:
+                masks: list[dict[str, np.ndarray]] = [{} for _ in batch.image_samples]
+                for pair in batch.pairs:
+                    masks[pair.image_index][pair.concept] = pair.mask
+                projector.add(batch.image_samples, batch.images, item.activations, masks)
+            bar.update(len(batch.samples))
     bar.close()
     per_map = pd.DataFrame(projector.rows)
     return LocalizationResult(per_map, summarize_localization(per_map), list(vectors), projector.kept, notes)
@@ -206,16 +213,30 @@ class _Projector:
         self.kept: dict[str, list[ExampleImage]] = {}
 
     def add(
-        self, samples: Sequence[Sample], images: Sequence[np.ndarray], acts: dict[str, torch.Tensor]
+        self,
+        samples: Sequence[Sample],
+        images: Sequence[np.ndarray],
+        acts: dict[str, torch.Tensor],
+        masks: Sequence[dict[str, np.ndarray]],
     ) -> None:
-        """Score the maps of every vector on a batch of loaded images (``acts``: the batch's activations)."""
+        """Score the maps of every vector on a batch of loaded images (``acts``: the batch's activations,
+        ``masks``: per image its usable concept masks)."""
         logits = {layer: concept_logits(self.weights[layer], acts[layer]) for layer in self.by_layer}
         for b, (sample, image) in enumerate(zip(samples, images)):
-            self._image(sample, image, {layer: z[b] for layer, z in logits.items()})
+            self._image(sample, image, {layer: z[b] for layer, z in logits.items()}, masks[b])
 
-    def _image(self, sample: Sample, image: np.ndarray, logits: dict[str, torch.Tensor]) -> None:
+    def _image(
+        self,
+        sample: Sample,
+        image: np.ndarray,
+        logits: dict[str, torch.Tensor],
+        usable: dict[str, np.ndarray],
+    ) -> None:
         size = tuple(image.shape[:2])
-        masks = {c: np.asarray(sample.mask(c), dtype=bool) for c in self.concepts if c in sample.concepts}
+        masks = {c: usable[c] for c in self.concepts if c in usable}
+        unusable = {
+            c for c in self.concepts if c in sample.concepts and c not in usable
+        }  # a bad mask: unknown
         refs = {c: instance_centroids(sample, c) if self.use_instances else None for c in masks}
         wanted = [
             c
@@ -256,7 +277,9 @@ class _Projector:
                         "layer": v.layer,
                         "kind": v.kind,
                         "label": v.label,
-                        "has_concept": (v.concept in masks) if self.annotated else None,
+                        "has_concept": (v.concept in masks)
+                        if self.annotated and v.concept not in unusable
+                        else None,
                         "peak_prob": float(peak_prob[j]),
                         **metrics.get(j, {}),
                     }

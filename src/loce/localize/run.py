@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loce.activations import CacheOptions
 from loce.data.sample import Sample
 from loce.errors import InputError, StoreError
 from loce.figures._base import PHOTO_FORMATS
@@ -111,6 +112,7 @@ def localize_run(
     batch_size: int = 16,
     examples: int = 6,
     progress: bool = True,
+    activation_cache: CacheOptions | bool = True,
 ) -> LocalizationResult:
     """Project concept vectors of a run onto ``samples`` and write the results to ``RUN/localization/<name>``.
 
@@ -129,6 +131,8 @@ def localize_run(
         name: sub-directory of ``RUN/localization`` (default: the concept names joined by ``+``).
         out: write here instead of ``RUN/localization/<name>``.
         threshold, tolerance, batch_size, examples, progress: see :func:`localize_samples`.
+        activation_cache: :class:`~loce.activations.CacheOptions` (``True`` / ``False``: on / off); by default
+            the images' activations are cached in ``RUN/cache/activations``, shared with the run's other steps.
 
     Returns:
         The :class:`LocalizationResult` (``out`` and ``files`` set).
@@ -175,6 +179,7 @@ def localize_run(
         batch_size=batch_size,
         examples=examples,
         progress=progress,
+        activation_cache=CacheOptions.of(activation_cache).located(run),
     )
     result.notes = notes + result.notes
     target = (

@@ -119,6 +119,9 @@ class JobSpec:
         layer_depth: each layer's position in ``model.named_modules()`` (:func:`loce.store.layer_order.module_depths`),
             so tables and figures order layers as the network does (:class:`loce.store.LayerOrder`); empty in runs
             written before it was recorded. Not compared on resume.
+        environment: how the job's numbers were computed where that is not a setting, e.g. ``torch_threads``
+            (torch's intra-op thread count, which moves float results in the last digits); empty in runs written
+            before it was recorded. Not compared on resume.
 
     Example:
         >>> JobSpec("lite0", model="efficientnet-lite0", layers=["_blocks.10"], settings_id="paper-1a2b").layers
@@ -136,11 +139,19 @@ class JobSpec:
     seed: int | None = 0
     model_identity: dict[str, Any] = field(default_factory=dict)
     layer_depth: dict[str, int] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         layers = (self.layers,) if isinstance(self.layers, str) else tuple(str(x) for x in self.layers)
         object.__setattr__(self, "layers", layers)
-        for name in ("preprocessing", "fit_settings", "dataset", "model_identity", "layer_depth"):
+        for name in (
+            "preprocessing",
+            "fit_settings",
+            "dataset",
+            "model_identity",
+            "layer_depth",
+            "environment",
+        ):
             object.__setattr__(self, name, to_json_value(dict(getattr(self, name) or {}), name))
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,6 +168,7 @@ class JobSpec:
             "seed": self.seed,
             "model_identity": self.model_identity,
             "layer_depth": self.layer_depth,
+            "environment": self.environment,
         }
 
     @classmethod
