@@ -157,7 +157,8 @@ def test_float16_entries_are_a_separate_opt_in_cache(data, tmp_path):
     cold, _ = all_activations(dataset, half)
     served, counts = all_activations(dataset, half)
     assert counts.cached == 6
-    assert torch.equal(cold["a"], served["a"])  # a miss is rounded as a hit is: no dependence on the cache state
+    # a miss is rounded as a hit is: the numbers do not depend on the cache's state
+    assert torch.equal(cold["a"], served["a"])
     assert served["a"].dtype == torch.float32
     assert torch.allclose(served["a"], reference["a"], rtol=2e-3, atol=2e-3)
     _, counts = all_activations(

@@ -41,7 +41,9 @@ def world(tmp_path_factory):
         )
         == 0
     )
-    cache = str(run / "cache" / "activations")  # the run's activation cache: fit already forwarded these images
+    cache = str(
+        run / "cache" / "activations"
+    )  # the run's activation cache: fit already forwarded these images
     for name, flag in (("plain", "--no-locator"), ("loc", "--locator")):
         assert (
             main(

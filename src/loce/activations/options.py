@@ -78,10 +78,12 @@ class CacheOptions:
 
 
 def cache_dir(run: str | Path) -> Path:
-    """The activation cache of a run directory: ``RUN/cache/activations``.
+    """The activation cache of a run directory: ``RUN/cache/activations`` (:attr:`loce.run_layout.RunLayout.activation_cache`).
 
     Example:
         >>> cache_dir("RUN").as_posix()
         'RUN/cache/activations'
     """
-    return Path(run) / "cache" / "activations"
+    from loce.run_layout import RunLayout
+
+    return RunLayout(run).activation_cache
