@@ -62,17 +62,56 @@ def test_resize_mode_is_recorded_and_read_back():
     assert Preprocessing().to_dict()["resize"] == "bilinear-stretch"  # older runs keep their description
 
 
-def test_steps_that_align_masks_with_the_whole_image_refuse_other_modes(tmp_path):
-    from loce.baselines.run import embed_run
-    from loce.data import load_coco
+def test_localize_refuses_other_modes(tmp_path):
     from loce.errors import InputError
+    from loce.localize.engine import localize_samples
+    from loce.localize.vectors import ConceptVector
     from loce.models import load_model
-    from planted_data import write_planted_coco
 
-    ann, images = write_planted_coco(tmp_path / "data", n=1)
     model = load_model(InputIsActivation(), preprocessing=Preprocessing(size=(64, 64), resize="letterbox"))
+    vector = ConceptVector("box", "image", "mean", np.ones(3, np.float32))
     with pytest.raises(InputError, match="supports only --resize stretch, not 'letterbox'"):
-        embed_run(
-            load_coco(ann, images), model, ["image"], tmp_path / "run", method="masked-pool", progress=False
-        )
-    assert not (tmp_path / "run").exists()
+        localize_samples(model, [vector], [], progress=False)
+
+
+def _folder_scene(root, height: int = 60, width: int = 150):
+    """A folder dataset of one wide image: a white box (concept ``box``) off-centre on black."""
+    from PIL import Image
+
+    image, mask = _scene(height, width)
+    (root / "images").mkdir(parents=True)
+    (root / "masks" / "wide").mkdir(parents=True)
+    Image.fromarray(image).save(root / "images" / "wide.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / "wide" / "box.png")
+    return image, mask
+
+
+@pytest.mark.parametrize("mode", ["letterbox", "shorter-side-crop"])
+@pytest.mark.parametrize("method", ["masked-pool", "window", "global"])
+def test_baselines_read_the_activations_under_the_mask_in_every_resize_mode(tmp_path, mode, method):
+    from loce.baselines.run import embed_run
+    from loce.data import load_folder
+    from loce.models import load_model
+    from loce.store import LoCEStore
+
+    image, mask = _folder_scene(tmp_path / "data")
+    prep = Preprocessing(size=(64, 64), mean=(0.0,) * 3, std=(1.0,) * 3, resize=mode)
+    model = load_model(InputIsActivation(), preprocessing=prep)
+    embed_run(load_folder(tmp_path / "data"), model, ["image"], tmp_path / "run", method=method,
+              progress=False, activation_cache=False)  # fmt: skip
+    vector = np.asarray(LoCEStore.open(tmp_path / "run").frame(columns=["vector"])["vector"].iloc[0])
+    acts = prep([image])[0].numpy()  # the white box in the model's input: 1.0, the rest 0.0
+    framed = prep.frame_mask(mask)
+    if method == "masked-pool":  # the mean under the mask: white when the mask is where the box landed
+        assert vector.min() > 0.9
+        if mode == "letterbox":  # the old rule (the whole image on the grid) misses the box there
+            assert acts[:, _on_grid(mask, (64, 64))].mean() < 0.8
+    elif (
+        method == "window"
+    ):  # the 3 x 3 cells around the box's centre in the input frame: inside the white box
+        np.testing.assert_allclose(vector, 1.0, atol=1e-5)
+    else:  # one fitted vector whose projection must light up the box where it landed in the input
+        from loce.fit import project
+
+        maps = project(torch.as_tensor(vector)[None], torch.as_tensor(acts)[None])[0].numpy() > 0.5
+        assert (maps & framed).sum() / (maps | framed).sum() > 0.8

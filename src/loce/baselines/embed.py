@@ -119,9 +119,8 @@ def _grid_methods(
         if usable:
             selected = acts.index_select(0, index.to(acts.device))
             if method == "window":
-                cells = [
-                    center_cell(boxes[i], images[pairs[i].image_index].shape[:2], (h, w)) for i in usable
-                ]
+                # the mask's own frame: the image's, or the model input's when masks were moved there
+                cells = [center_cell(boxes[i], pairs[i].mask.shape[:2], (h, w)) for i in usable]
                 vectors, padding = window_vectors(selected, cells, k)
                 for j, i in enumerate(usable):
                     result.detail[i] = json.dumps(

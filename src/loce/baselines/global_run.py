@@ -76,9 +76,6 @@ def global_run(
     Example:
         >>> global_run(ds, load_model("efficientnet-lite0"), ["_blocks.14"], "RUN")  # doctest: +SKIP
     """
-    from loce.preprocessing import require_stretch
-
-    require_stretch(getattr(model, "preprocessing", None), "the global baseline")
     options = RunOptions.of(options, **run_options)
     start = time.perf_counter()
     layers = list(dict.fromkeys(layers))
@@ -119,8 +116,9 @@ def global_run(
                     for layer in layers:
                         for p in pairs:
                             acts[(p.concept, layer)].append(activations[layer][p.image_index].cpu().clone())
+                    framed = dict(zip(map(id, batch.pairs), item.pair_masks()))  # in the model's input frame
                     for p in pairs:
-                        masks[p.concept].append(p.mask)
+                        masks[p.concept].append(framed[id(p)])
                 summary.images_processed += len(batch.samples)
                 if bar is not None:
                     bar.update(len(batch.samples))

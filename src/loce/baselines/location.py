@@ -262,11 +262,9 @@ def embed_positions(
     with ActivationSource(model, layers, device=torch_device) as source:
         for start in range(0, len(positioned), batch_size):
             images = positioned.images[start : start + batch_size]
-            masks = positioned.masks[start : start + batch_size]
-            pairs = [
-                Pair(i, f"position-{start + i}", f"position-{start + i}", "object", m, None, None)
-                for i, m in enumerate(masks)
-            ]
+            own = positioned.masks[start : start + batch_size]
+            masks = source.frame_masks(own)  # in the model input's frame, aligned with the activation grid
+
             whole = [m for m in methods if m != "crop"]
             activations = source.of_images([None] * len(images), images) if whole else {}
             for method in methods:
@@ -276,6 +274,9 @@ def embed_positions(
                         _require_ok(fitter.status_, fitter.detail_, method, layer)
                         parts[(method, layer)].append(fitter.embeddings_)
                     continue
+                pairs = _position_pairs(
+                    start, own if method == "crop" else masks
+                )  # crop cuts the image itself
                 out = embed_pairs(
                     method, images, pairs, layers, model.preprocessing, source.forward, device=torch_device,
                     options=options, activations=None if method == "crop" else activations,
@@ -284,6 +285,12 @@ def embed_positions(
                     _require_ok(out[layer].status, out[layer].detail, method, layer)
                     parts[(method, layer)].append(out[layer].vectors)
     return {key: np.concatenate(chunks) for key, chunks in parts.items()}
+
+
+def _position_pairs(start: int, masks: Sequence[np.ndarray]) -> list[Pair]:
+    """One :class:`~loce.batches.Pair` per positioned image of a chunk starting at ``start``."""
+    return [Pair(i, f"position-{start + i}", f"position-{start + i}", "object", m, None, None)
+            for i, m in enumerate(masks)]  # fmt: skip
 
 
 def _require_ok(status: Sequence[str], detail: Sequence[str | None], method: str, layer: str) -> None:
@@ -315,9 +322,6 @@ def location_analysis(
         >>> result = location_analysis(load_model("efficientnet-lite0"), positioned, ["_blocks.10"])  # doctest: +SKIP
         >>> result.scores[["method", "layer", "r2"]]  # doctest: +SKIP
     """
-    from loce.preprocessing import require_stretch
-
-    require_stretch(getattr(model, "preprocessing", None), "the location analysis")
     embeddings = embed_positions(
         model, positioned, layers, methods, options=options, settings=settings, device=device
     )

@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,12 @@ def baseline_processor(
     def process(item: ActivationBatch, timings: RunTimings) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         batch = item.batch
-        activations = None if method == "crop" else item.activations  # crop forwards its canvases instead
-        vectors = embed_pairs(method, batch.images, batch.pairs, layers, model.preprocessing, item.source.forward,
+        if method == "crop":  # crops its canvases from the image itself and forwards them
+            pairs, activations = batch.pairs, None
+        else:  # masks in the model's input frame, aligned with the activation grid (any --resize mode)
+            pairs = [replace(p, mask=m) for p, m in zip(batch.pairs, item.pair_masks())]
+            activations = item.activations
+        vectors = embed_pairs(method, batch.images, pairs, layers, model.preprocessing, item.source.forward,
                               device=device, options=options, activations=activations)  # fmt: skip
         timings.forward += time.perf_counter() - t0
         return _rows(batch, vectors)
@@ -134,9 +139,6 @@ def embed_run(
         >>> summary = embed_run(ds, load_model("efficientnet-lite0"), ["_blocks.10", "_blocks.14"],  # doctest: +SKIP
         ...                     "RUN", method="window")
     """
-    from loce.preprocessing import require_stretch
-
-    require_stretch(getattr(model, "preprocessing", None), "embed")
     options = RunOptions.of(options, **run_options)
     if method not in METHODS:
         raise InputError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}")
