@@ -1,11 +1,11 @@
 """The activation cache on the scene world with EfficientNet-Lite0: forward passes saved, and float16's effect.
 
-Runs, side by side on the same scenes: `fit` + `window` + `masked-pool` + `global` with the cache off, then with
-it on (one forward pass per image for all four), then `fit` from a float16 cache. Prints per step the time and
-the images forwarded / served from the cache, the time ratio off / on, and the cosine between float32 and float16
-LoCEs (what the opt-in float16 cache changes).
+Runs, side by side on the same scenes: `fit` + `window` + `masked-pool` + `global` + the CBM features of one
+layer, with the cache off, then with it on (one forward pass per image for all five), then `fit` with a float16
+cache. Prints per step the time and the images forwarded / served from the cache, the time ratio off / on, and
+the cosine between float32 and float16 LoCEs (what the opt-in float16 cache changes).
 
-    .venv/bin/python benchmarks/activation_cache.py [--n 60] [--scenes DIR]
+    .venv/bin/python benchmarks/activation_cache.py [--n 60] [--scenes DIR [--limit N]]
 """
 
 from __future__ import annotations
@@ -17,29 +17,41 @@ from pathlib import Path
 
 import numpy as np
 
-from loce.activations import CacheOptions
+from loce.activations import ActivationSource, CacheOptions, iter_activations
 from loce.baselines import embed_run
-from loce.data import load_coco
+from loce.data import ConceptDataset, load_coco
 from loce.models import load_model
 from loce.pipeline import fit_run
 from loce.store import LoCEStore
 
 LAYERS = ["_blocks.10", "_blocks.14"]
-STEPS = ("fit", "window", "masked-pool", "global")
+STEPS = ("fit", "window", "masked-pool", "global", "cbm features")
+
+
+def cbm_features(dataset, model, run: Path, cache) -> tuple[int, int]:
+    """What ``loce cbm train --cache RUN/cache/activations`` reads: ``_blocks.10`` of every image."""
+    with ActivationSource(model, [LAYERS[0]], cache=CacheOptions.of(cache).located(run)) as source:
+        for item in iter_activations(source, dataset, 32, max_bytes=None):
+            assert item.activations[LAYERS[0]].shape[0] == len(item.batch.image_samples)
+    return source.counts.forwarded, source.counts.cached
 
 
 def run_steps(dataset, model, run: Path, cache) -> list[tuple[str, float, int, int]]:
-    """``(step, seconds, images forwarded, images from the cache)`` of the four steps into ``run``."""
+    """``(step, seconds, images forwarded, images from the cache)`` of each step into ``run``."""
     out = []
     for step in STEPS:
         t0 = time.perf_counter()
         if step == "fit":
             summary = fit_run(dataset, model, LAYERS, run, progress=False, activation_cache=cache)
+            counts = summary.images_forwarded, summary.images_cached
+        elif step == "cbm features":
+            counts = cbm_features(dataset, model, run, cache)
         else:
             summary = embed_run(
                 dataset, model, LAYERS, run, method=step, progress=False, activation_cache=cache
             )
-        out.append((step, time.perf_counter() - t0, summary.images_forwarded, summary.images_cached))
+            counts = summary.images_forwarded, summary.images_cached
+        out.append((step, time.perf_counter() - t0, *counts))
     return out
 
 
@@ -58,6 +70,7 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=60, help="scenes to render (when --scenes is not given)")
     parser.add_argument("--scenes", type=Path, help="an existing scene folder (annotations.json + images/)")
+    parser.add_argument("--limit", type=int, help="use only the first N images of --scenes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         scenes = args.scenes
@@ -66,6 +79,10 @@ def main() -> None:
 
             scenes = generate_scenes(Path(tmp) / "scenes", n=args.n, seed=0, progress=False)
         dataset = load_coco(scenes / "annotations.json", scenes / "images")
+        if args.limit:
+            dataset = ConceptDataset(
+                list(dataset)[: args.limit], dataset.categories, dataset.root, format="coco"
+            )
         model = load_model("efficientnet-lite0")
         off = run_steps(dataset, model, Path(tmp) / "off", False)
         on = run_steps(dataset, model, Path(tmp) / "on", True)

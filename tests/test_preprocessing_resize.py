@@ -99,7 +99,9 @@ def test_baselines_read_the_activations_under_the_mask_in_every_resize_mode(tmp_
     model = load_model(InputIsActivation(), preprocessing=prep)
     embed_run(load_folder(tmp_path / "data"), model, ["image"], tmp_path / "run", method=method,
               progress=False, activation_cache=False)  # fmt: skip
-    vector = np.asarray(LoCEStore.open(tmp_path / "run").frame(columns=["vector"])["vector"].iloc[0])
+    vector = np.array(
+        LoCEStore.open(tmp_path / "run").frame(columns=["vector"])["vector"].iloc[0], dtype=np.float32
+    )
     acts = prep([image])[0].numpy()  # the white box in the model's input: 1.0, the rest 0.0
     framed = prep.frame_mask(mask)
     if method == "masked-pool":  # the mean under the mask: white when the mask is where the box landed

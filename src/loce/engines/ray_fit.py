@@ -354,7 +354,7 @@ def _run_pipeline(
             "target": target,
             "seed": options.seed,
             "faults": os.environ.get(FAULT_ENV),
-            "cache": options.activation_cache.located(out),
+            "cache": _absolute(options.activation_cache.located(out)),
             "torch_threads": torch.get_num_threads(),
         },
         batch_size=1,
@@ -393,6 +393,11 @@ def _run_pipeline(
         if bar is not None:
             bar.close()
     return stats
+
+
+def _absolute(cache: CacheOptions) -> CacheOptions:
+    """The cache with an absolute directory (actors may run in another working directory)."""
+    return dataclasses.replace(cache, directory=Path(cache.directory).resolve())
 
 
 def _user_error(exc: BaseException) -> BaseException:
