@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from loce.analysis.attributes import (
@@ -90,6 +91,39 @@ def test_attribute_encoding_reads_planted_attributes_and_reports_chance():
     assert table.at["noise", "score"] < 0.1 and -0.3 < table.at["distance", "chance"] < 0.1
     assert table.at["pose", "metric"] == "accuracy" and table.at["pose", "score"] >= 0.85
     assert np.isclose(table.at["pose", "chance"], max((pose == "upright").mean(), (pose == "lying").mean()))
+
+
+def test_attribute_encoding_equals_one_cross_validation_per_attribute():
+    """Reading attributes out together gives sklearn's per-attribute cross_val_score numbers exactly."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from loce.analysis.attributes import CHANCE_SHUFFLES, RIDGE_ALPHAS
+
+    rng = np.random.default_rng(3)
+    n = 90
+    X = rng.normal(size=(n, 6))
+    occlusion = np.where(rng.random(n) < 0.3, np.nan, X[:, 2] - 0.5 * X[:, 3])  # carried by fewer rows
+    frame = pd.DataFrame(
+        {"distance": X[:, 0] + 0.3 * rng.normal(size=n), "yaw": 50 * X[:, 1] + rng.normal(size=n),
+         "occlusion": occlusion, "n_instances": 1}
+    )  # fmt: skip
+    table = attribute_encoding(X, frame, seed=4).set_index("attribute")
+    assert list(table.index) == ["distance", "yaw", "occlusion"]
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
+    cv = KFold(5, shuffle=True, random_state=4)
+    for name in ["distance", "yaw", "occlusion"]:
+        present = frame[name].notna().to_numpy()
+        y, Xp = frame[name].to_numpy(float)[present], X[present]
+        shuffle = np.random.default_rng(4)
+        chance = np.mean([cross_val_score(model, Xp, shuffle.permutation(y), cv=cv, scoring="r2").mean()
+                          for _ in range(CHANCE_SHUFFLES)])  # fmt: skip
+        assert table.at[name, "score"] == pytest.approx(cross_val_score(model, Xp, y, cv=cv, scoring="r2").mean(),
+                                                        abs=1e-9)  # fmt: skip
+        assert table.at[name, "chance"] == pytest.approx(chance, abs=1e-9)
+        assert table.at[name, "n"] == present.sum()
 
 
 def test_attribute_tables_are_empty_without_recorded_attributes():
