@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from analysis_helpers import planted_concepts
-from loce.analysis.intervals import ImageBootstrap, centred_interval, percentile_interval
+from loce.analysis.intervals import METRIC_RANGES, ImageBootstrap, centred_interval, percentile_interval
 from loce.analysis.outliers import isolation_forest_stability
 from loce.analysis.run import AnalysisSettings, analyze_vectors
 
@@ -74,6 +74,40 @@ def test_percentile_and_centred_intervals():
     assert percentile_interval([np.nan, np.nan]) != percentile_interval([1.0])
     low, high = centred_interval(np.arange(101.0) + 10, estimate=50.0)
     assert (low, high) == pytest.approx((2.5, 97.5))
+
+
+def test_centred_interval_is_clipped_to_the_metric_range():
+    # resamples 0.5 .. 1.0 with median 0.75, estimate 0.875: shifted by 0.125, the high end 1.125 becomes 1
+    low, high = centred_interval(np.linspace(0.5, 1.0, 101), 0.875, level=1.0, bounds=(0.0, 1.0))
+    assert (low, high) == pytest.approx((0.625, 1.0))
+    low, high = centred_interval(np.linspace(0.0, 0.4, 101), 0.05, level=1.0, bounds=(0.0, np.inf))
+    assert (low, high) == pytest.approx((0.0, 0.25))
+
+
+def test_centred_intervals_of_an_analysis_stay_in_each_metric_range():
+    # four overlapping concepts of 15: the top confused pair scores near 1 and its resamples lower, so the
+    # centred interval of its score (and of overlaps near 0) ran past the range before it was clipped
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 8))
+    X = np.concatenate([c + rng.normal(size=(15, 8)) for c in centres])
+    labels = np.repeat(["a", "b", "c", "d"], 15)
+    result = analyze_vectors(X, labels, np.arange(labels.size), AnalysisSettings(**SETTINGS, bootstrap=30))
+    columns = {
+        "confused_pairs": ["score"],
+        "separation": ["separation", "overlap_ij"],
+    }
+    for table, metrics in columns.items():
+        frame = result.tables[table]
+        for metric in metrics:
+            lower, upper = METRIC_RANGES[metric]
+            assert (frame[f"{metric}_ci_low"] >= lower).all() and (frame[f"{metric}_ci_high"] <= upper).all()
+            assert (frame[f"{metric}_ci_low"] <= frame[metric]).all()
+            assert (frame[metric] <= frame[f"{metric}_ci_high"]).all()
+    assert result.tables["confused_pairs"]["score_ci_high"].max() == 1.0  # the clipped end
+    for metric in ("mean_separation", "mean_overlap", "purity", "n_clusters", "most_confused_score"):
+        lower, upper = METRIC_RANGES[metric]
+        assert lower <= result.headline[f"{metric}_ci_low"] <= result.headline[metric]
+        assert result.headline[metric] <= result.headline[f"{metric}_ci_high"] <= upper
 
 
 def test_default_analysis_headline_has_an_interval_per_headline_number():

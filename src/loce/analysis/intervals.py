@@ -20,6 +20,19 @@ import numpy as np
 from loce.analysis.errors import AnalysisError
 
 LEVEL = 0.95
+# The range each headline number can take; a centred interval is clipped to it (an overlap or a purity above 1,
+# a separation below 0 cannot happen). Separation is a distance ratio >= 0, a confusion score is a weighted mean
+# of components each at most 1 (closeness 1 - S may be negative), a clustering has at least one cluster.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "mean_separation": (0.0, np.inf),
+    "separation": (0.0, np.inf),
+    "mean_overlap": (0.0, 1.0),
+    "overlap_ij": (0.0, 1.0),
+    "purity": (0.0, 1.0),
+    "n_clusters": (1.0, np.inf),
+    "most_confused_score": (-np.inf, 1.0),
+    "score": (-np.inf, 1.0),
+}
 
 
 def percentile_interval(values: object, level: float = LEVEL) -> tuple[float, float]:
@@ -101,16 +114,25 @@ class ImageBootstrap:
             return np.where(totals > 0, (self.counts @ sums) / np.where(totals > 0, totals, 1), np.nan)
 
 
-def centred_interval(values: object, estimate: float, level: float = LEVEL) -> tuple[float, float]:
-    """The percentile interval of ``values`` shifted so that their median sits on ``estimate``.
+def centred_interval(
+    values: object,
+    estimate: float,
+    level: float = LEVEL,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
+) -> tuple[float, float]:
+    """The percentile interval of ``values`` shifted so that their median sits on ``estimate``, kept in ``bounds``.
 
     For statistics built on extremes (separation: a minimum distance; overlap: nearest neighbours), a resample's
     fewer distinct LoCEs bias every resampled value the same way (a minimum over fewer pairs is larger), so the
-    plain percentile interval can miss the estimate altogether; its width still measures the spread.
+    plain percentile interval can miss the estimate altogether; its width still measures the spread. The shift
+    can carry an end past what the metric can take (a score of at most 1 got [0.80, 1.01]): both ends are clipped
+    to ``bounds`` (the metric's range, :data:`METRIC_RANGES`).
 
     Example:
         >>> centred_interval([1.0, 2.0, 3.0], 0.0, level=0.0)
         (0.0, 0.0)
+        >>> centred_interval([0.5, 0.75, 1.0], 0.875, level=1.0, bounds=METRIC_RANGES["score"])
+        (0.625, 1.0)
     """
     arr = np.asarray(values, dtype=np.float64).ravel()
     arr = arr[np.isfinite(arr)]
@@ -118,4 +140,5 @@ def centred_interval(values: object, estimate: float, level: float = LEVEL) -> t
         return float("nan"), float("nan")
     low, high = percentile_interval(arr, level)
     shift = float(estimate) - float(np.median(arr))
-    return low + shift, high + shift
+    lower, upper = bounds
+    return float(np.clip(low + shift, lower, upper)), float(np.clip(high + shift, lower, upper))

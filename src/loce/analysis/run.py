@@ -31,7 +31,7 @@ from loce.analysis.figure_data import MAP_METHODS, build_figure_data
 from loce.analysis.figure_files import write_figure_data
 from loce.analysis.gmm import fit_gmms
 from loce.analysis.inputs import ConceptIndex, stratified_subsample
-from loce.analysis.intervals import ImageBootstrap, centred_interval, percentile_interval
+from loce.analysis.intervals import METRIC_RANGES, ImageBootstrap, centred_interval, percentile_interval
 from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
 from loce.analysis.outliers import find_outliers, isolation_forest_stability
 from loce.analysis.output import (
@@ -448,7 +448,9 @@ def _bootstrap(
                         pair_scores.setdefault((a, c), []).append(float(score))
         for name, reps in values.items():
             if reps and name in result.headline:
-                intervals[name] = centred_interval(reps, float(result.headline[name]))
+                intervals[name] = centred_interval(
+                    reps, float(result.headline[name]), bounds=METRIC_RANGES[name]
+                )
         if "separation" in result.tables:
             frame = result.tables["separation"]
             keys = list(zip(frame["concept_i"], frame["concept_j"]))
@@ -456,14 +458,17 @@ def _bootstrap(
                 ("separation", pair_sep, "separation"),
                 ("overlap_ij", pair_ovl, "overlap_ij"),
             ):
-                cis = [centred_interval(store.get(k, []), v) for k, v in zip(keys, frame[column])]
+                cis = [
+                    centred_interval(store.get(k, []), v, bounds=METRIC_RANGES[column])
+                    for k, v in zip(keys, frame[column])
+                ]
                 position = frame.columns.get_loc(after) + 1
                 frame.insert(position, f"{column}_ci_high", [c[1] for c in cis])
                 frame.insert(position, f"{column}_ci_low", [c[0] for c in cis])
         if "confused_pairs" in result.tables:
             frame = result.tables["confused_pairs"]
             cis = [
-                centred_interval(pair_scores.get(k, []), v)
+                centred_interval(pair_scores.get(k, []), v, bounds=METRIC_RANGES["score"])
                 for k, v in zip(zip(frame["concept_a"], frame["concept_b"]), frame["score"])
             ]
             position = frame.columns.get_loc("score") + 1
