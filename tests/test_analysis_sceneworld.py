@@ -105,12 +105,15 @@ def test_the_main_split_of_a_concept_is_near_versus_far(analysed, concept):
     assert ari >= 0.3 and ari > chance + 0.15, (ari, chance)
 
 
-def test_retrieval_gallery_shows_object_crops_from_the_store_without_a_model(analysed, monkeypatch):
+def test_retrieval_gallery_shows_object_crops_from_the_store_without_a_model(analysed, monkeypatch, tmp_path):
     import torch
+    from PIL import Image
 
     import loce.models
     from loce.figures import concept_colors
-    from loce.report.analysis_galleries import ImageSource, retrieval_figure
+    from loce.report.analysis_galleries import ImageSource, TileMaker, retrieval_gallery
+    from loce.report.data import Tags
+    from loce.report.thumbnails import crop_box
 
     def refuse(*args, **kwargs):
         raise AssertionError("the report must not load a model or run a forward pass")
@@ -119,11 +122,15 @@ def test_retrieval_gallery_shows_object_crops_from_the_store_without_a_model(ana
     monkeypatch.setattr(torch.nn.Module, "__call__", refuse)
     run, data, loces = analysed
     source = ImageSource(run)
-    figure, caption = retrieval_figure(source, data, concept_colors(loces["concept"]), n_queries=1)
-    assert figure is not None and "crops around each object" in caption
-    images = [im for ax in figure.axes for im in ax.get_images()]
-    assert len(images) == 6  # the query and its 5 neighbours, no heat-map overlays
+    tiles = TileMaker(source, tmp_path / "thumbs", concept_colors(loces["concept"]))
+    gallery = retrieval_gallery(tiles, data, "scenes", Tags(), n_queries=1)
+    assert gallery is not None and "crops around each object" in gallery.caption
+    ((_, row),) = gallery.rows
+    assert len(row) == 6  # the query and its 5 neighbours, no heat-map overlays
     scene = source.image(source.image_of(*loces.iloc[0][["sample_id", "concept"]]))
-    for im in images:  # each tile is the object's surroundings, smaller than the whole scene
-        h, w = np.asarray(im.get_array()).shape[:2]
-        assert h * w < scene.shape[0] * scene.shape[1]
+    for tile in row:  # each tile is the object's surroundings, smaller than the whole scene
+        mask = source.mask(tile.sample_id, tile.concept)
+        x0, y0, x1, y1 = crop_box(mask)
+        assert (x1 - x0) * (y1 - y0) < scene.shape[0] * scene.shape[1]
+        width, height = Image.open(tile.image).size  # the thumbnail has the crop's shape
+        assert abs(width / height - (x1 - x0) / (y1 - y0)) < 0.05

@@ -21,6 +21,7 @@ from loce.figures import (  # noqa: E402
     Tile,
     cluster_gallery,
     concept_colors,
+    concept_mixture_panels,
     covariance_ellipse,
     dendrogram_figure,
     embedding_map,
@@ -137,6 +138,36 @@ def test_embedding_map_label_agnostic_components_are_black_and_faint_when_light(
     assert all(e.get_edgecolor()[:3] == pytest.approx((34 / 255,) * 3) for e in ellipses)
     assert [e.get_linestyle() for e in ellipses].count("--") == 1
     assert fig.axes[0].get_images() == []
+
+
+def test_mixture_panels_one_panel_per_concept_with_only_its_own_components(planted):
+    xy, labels = planted
+    colors = concept_colors(labels)
+    # car: two components (one light), bus: one, person: none asked for (panel shows its points only)
+    means = np.array([[0.0, 0.0], [0.5, 0.5], [6.0, 0.0]])
+    owners = ["car", "car", "bus"]
+    fig = concept_mixture_panels(
+        xy,
+        labels,
+        means=means,
+        covariances=np.stack([np.eye(2) * 0.25] * 3),
+        component_labels=owners,
+        weights=[0.95, 0.05, 1.0],
+        concepts=["car", "bus"],
+        colors=colors,
+        columns=6,
+    )
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title().split(" · ")[0] for ax in visible] == ["car", "bus"]
+    for ax, concept in zip(visible, ["car", "bus"]):
+        ellipses = [p for p in ax.patches if isinstance(p, Ellipse)]
+        mine = [m for m, o in zip(means, owners) if o == concept]
+        assert sorted(tuple(np.round(e.center, 6)) for e in ellipses) == sorted(tuple(m) for m in mine)
+        grey, own = [c for c in ax.collections if isinstance(c, PathCollection)]
+        assert len(own.get_offsets()) == 20 and len(grey.get_offsets()) == 40  # its LoCEs over all others
+        assert own.get_facecolor()[0][:3] == pytest.approx(hex_to_rgb(colors[concept]))
+    car = [p for p in visible[0].patches if isinstance(p, Ellipse)]
+    assert sorted(e.get_linestyle() for e in car) == ["-", "--"]  # the light component is dashed
 
 
 def test_embedding_map_rejects_mismatched_inputs():

@@ -52,22 +52,34 @@ def test_sections_follow_quality_and_examples_and_are_tagged(report):
         for figure in section.figures:
             assert figure.path.is_file() and figure.path.is_relative_to(out)
             assert figure.tags.model == MODEL
+        for gallery in section.galleries:  # HTML galleries of the thumbnails, one per layer
+            assert gallery.tags.model == MODEL and gallery.rows
+            for _, tiles in gallery.rows:
+                assert all(
+                    t.image.is_file() and t.image.is_relative_to(out / "img" / "thumbs") for t in tiles
+                )
         for table in section.tables:
             assert {"model", "layer"} <= set(table.frame.columns)  # rows filter by model and layer
     per_layer = {s.title: [f.tags.layer for f in s.figures] for s in data.sections[2:]}
-    for title in ("LoCE distributions in 2-D", "Concept purity", "Outliers", "Mixed clusters"):
-        assert per_layer[title] == LAYERS
+    galleries = {s.title: [g.tags.layer for g in s.galleries] for s in data.sections[2:]}
+    assert per_layer["LoCE distributions in 2-D"] == [layer for layer in LAYERS for _ in ("map", "panels")]
+    assert per_layer["Concept purity"] == LAYERS
+    for title in ("Outliers", "Mixed clusters"):
+        assert galleries[title] == LAYERS
     assert per_layer["Separation, overlap and confused pairs"] == [None, None]  # all layers, one scale
-    assert per_layer["Concept retrieval"] == [None, *LAYERS]  # the curves, then a gallery per layer
+    assert (
+        per_layer["Concept retrieval"] == [None] and galleries["Concept retrieval"] == LAYERS
+    )  # curves, galleries
     truth = next(s for s in data.sections if s.title == "Ground truth")
     (alignment,) = [t.frame for t in truth.tables if t.title == "Sub-concepts against near / far"]
     assert set(alignment["concept"]) == {"ball"}  # the planted near / far split is found, far above chance
     assert (alignment["ari"] > 0.8).all() and (alignment["ari"] > alignment["chance_95"]).all()
     assert any("Sub-concepts against near/far" in f.text and "ball ARI" in f.text for f in data.findings)
     sub = next(s for s in data.sections if s.title == "Sub-concepts")
-    assert "ball" in " ".join(sub.tables[0].frame["concept"]) and len(sub.figures) == len(LAYERS)
-    gallery = next(s for s in data.sections if s.title == "Concept retrieval").figures[1]
+    assert "ball" in " ".join(sub.tables[0].frame["concept"]) and len(sub.galleries) == len(LAYERS)
+    gallery = next(s for s in data.sections if s.title == "Concept retrieval").galleries[0]
     assert "crops around each object" in gallery.caption and MODEL in gallery.caption
+    assert gallery.lead and all(tiles[0].caption == "query" and len(tiles) == 6 for _, tiles in gallery.rows)
 
 
 def test_maps_carry_true_cosine_neighbours_and_thumbnails(report):

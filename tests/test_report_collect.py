@@ -99,7 +99,9 @@ def test_collect_report_draws_quality_and_example_figures(run_dir, tmp_path):
     assert all(
         f.path.is_file() and f.path.is_relative_to(tmp_path / "out") for s in data.sections for f in s.figures
     )
-    assert "1 image could not be read" in examples.figures[0].caption
+    assert "1 image could not be read" in examples.galleries[0].caption
+    tiles = [t for _, row in examples.galleries[0].rows for t in row]  # thumbnails of the readable images
+    assert tiles and all(t.image.is_file() and t.image.is_relative_to(tmp_path / "out") for t in tiles)
     assert data.concepts == ["ball", "mug"]
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from loce.report.data import ReportData
 from loce.report.findings import (
     Finding,
     baseline_findings,
     best_layer_findings,
+    concept_counts,
     confusion_findings,
     convergence_findings,
+    overlap_chance,
+    purity_chance,
+    shuffled_purity,
     weights_findings,
     with_interval,
 )
@@ -167,3 +173,53 @@ def test_findings_come_first_with_links_and_a_loud_banner():
     assert 'href="#overview" class="finding-link"' in page
     assert "#no-such-section" not in page
     assert page.count("<details") >= 1  # sections fold
+
+
+def test_shuffled_purity_is_the_expected_majority_share_by_hand():
+    # two clusters of 2 from concepts a, a, b, b: a shuffle keeps both pure (purity 1) in 2 of the 6 ways to fill
+    # the first cluster, else both are mixed (purity 1/2): 1/3 + 2/3 * 1/2 = 2/3
+    assert shuffled_purity([2, 2], [2, 2], permutations=4000, seed=1) == pytest.approx(2 / 3, abs=0.02)
+    # one cluster holding everything: the majority concept's share, whatever the shuffle
+    assert shuffled_purity([10], [7, 3], permutations=5) == pytest.approx(0.7)
+    # singletons are always pure
+    assert shuffled_purity([1] * 6, [3, 3], permutations=5) == 1.0
+    assert np.isnan(shuffled_purity([3], [2, 2]))  # the clusters do not hold the counted LoCEs
+
+
+def test_overlap_chance_matches_overlap_measured_with_shuffled_labels():
+    from loce.analysis.separation import separation_overlap
+
+    rng = np.random.default_rng(0)
+    measured = []
+    for _ in range(30):
+        X = rng.normal(size=(80, 5))
+        labels = rng.permutation(np.repeat(["i", "j"], [60, 20]))
+        sep = separation_overlap(X, labels, metric="euclidean")
+        measured.append(sep.overlap[list(sep.concepts).index("i"), list(sep.concepts).index("j")])
+    assert np.mean(measured) == pytest.approx(overlap_chance(60, 20), abs=0.03)  # 20 / 79
+    assert overlap_chance(60, 20) == pytest.approx(20 / 79)
+
+
+def test_purity_chance_and_overlap_chance_stand_beside_their_numbers():
+    retrieval = pd.DataFrame(
+        {"model": "m", "layer": "l2", "concept": ["car", "bus", "(all)"], "n_queries": [30, 10, 40]}
+    )
+    counts = concept_counts(retrieval)
+    assert counts == {("m", "l2"): {"car": 30, "bus": 10}}
+    clusters = pd.DataFrame({"model": "m", "layer": "l2", "size": [40]})
+    assert purity_chance(clusters, counts) == {("m", "l2"): pytest.approx(0.75)}
+    head = pd.DataFrame(
+        {"model": "m", "layer": ["l1", "l2"], "purity": [0.8, 0.9], "precision_at_1": [0.1, 0.2]}
+    )
+    (finding,) = best_layer_findings(
+        head, "purity", "purity", None, chance={("m", "l2"): 0.75, ("m", "l1"): 0.7}
+    )
+    assert "best layer l2 with 0.900 (chance 0.750), ahead of l1 with 0.800 (chance 0.700)" in finding.text
+    pairs = pd.DataFrame(
+        {"model": "m", "layer": "l2", "rank": [1], "concept_a": ["car"], "concept_b": ["bus"], "score": [1.0],
+         "overlap": [0.4]}
+    )  # fmt: skip
+    (finding,) = confusion_findings(pairs, head, "sep", counts=counts)
+    level = (10 / 39 + 30 / 39) / 2
+    assert f"car / bus (score 1.00, overlap 0.40 (chance {level:.2f}))" in finding.text
+    assert "Scores are relative" in finding.text

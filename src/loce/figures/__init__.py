@@ -15,7 +15,7 @@ from loce.figures.colors import concept_colors, group_colors
 from loce.figures.curves import precision_at_k_curves
 from loce.figures.dendrogram import dendrogram_figure, leaf_order
 from loce.figures.distributions import iou_distributions
-from loce.figures.embedding import covariance_ellipse, embedding_map
+from loce.figures.embedding import concept_mixture_panels, covariance_ellipse, embedding_map
 from loce.figures.gallery import (
     Tile,
     cluster_gallery,
@@ -34,6 +34,7 @@ __all__ = [
     "dendrogram_figure",
     "draw_tile",
     "embedding_map",
+    "concept_mixture_panels",
     "group_colors",
     "group_gallery",
     "image_grid",

@@ -201,3 +201,82 @@ def embedding_map(
     if legend and labels:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=1.4, handletextpad=0.3)
     return fig
+
+
+@styled
+def concept_mixture_panels(
+    xy: np.ndarray,
+    labels: Sequence[str],
+    *,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    component_labels: Sequence[str],
+    weights: Sequence[float] | None = None,
+    concepts: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
+    n_std: float = 2.0,
+    columns: int = 6,
+    panel_size: float = 2.1,
+    title: str | None = None,
+) -> Figure:
+    """Small multiples of per-concept Gaussian mixtures: one panel per concept, all on the same axes limits.
+
+    Each panel shows every LoCE in light grey, the concept's own LoCEs in its colour and its mixture's
+    components as ellipses (dashed: light components, outlier candidates), so each mixture stays readable at
+    any number of concepts, where one map with every ellipse becomes a tangle.
+
+    Args:
+        xy, labels: ``N x 2`` coordinates and ``N`` concept names.
+        means, covariances, component_labels, weights: the components of all concepts' mixtures (``K x 2``,
+            ``K x 2 x 2``, ``K`` concept names, ``K`` weights within each concept's mixture).
+        concepts: the concepts that get a panel, in order (default: every concept, sorted).
+        colors: concept -> hex colour; default :func:`concept_colors` of ``labels``.
+        columns: panels per row.
+
+    Example:
+        >>> fig = concept_mixture_panels(xy, labels, means=m, covariances=c, component_labels=owner)  # doctest: +SKIP
+    """
+    from matplotlib.patches import Ellipse
+
+    from loce.figures._base import new_figure
+
+    xy = np.asarray(xy, dtype=float)
+    labels = np.asarray([str(lab) for lab in labels])
+    colors = dict(colors) if colors is not None else concept_colors(labels.tolist())
+    concepts = [str(c) for c in (concepts if concepts is not None else sorted(set(labels.tolist())))]
+    means = np.asarray(means, dtype=float).reshape(-1, 2)
+    covariances = np.asarray(covariances, dtype=float).reshape(-1, 2, 2)
+    owners = np.asarray([str(c) for c in component_labels])
+    w = np.asarray(weights, dtype=float) if weights is not None else np.ones(len(means))
+    columns = max(1, min(columns, len(concepts)))
+    rows = max(1, -(-len(concepts) // columns))
+    fig = new_figure((panel_size * columns, panel_size * rows + (0.3 if title else 0.0)))
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False).ravel())
+    lo, hi = (xy.min(axis=0), xy.max(axis=0)) if len(xy) else (np.zeros(2), np.ones(2))
+    pad = 0.08 * np.maximum(hi - lo, 1e-9)
+    for ax, concept in zip(axes, concepts):
+        own = labels == concept
+        ax.scatter(xy[~own, 0], xy[~own, 1], s=2.5, color="#d3d6dd", linewidths=0, zorder=1, rasterized=True)
+        ax.scatter(xy[own, 0], xy[own, 1], s=6, color=colors.get(concept, "#444444"), linewidths=0, zorder=2)
+        mine = np.flatnonzero(owners == concept)
+        top = w[mine].max() if mine.size else 1.0
+        for i in mine:
+            centre, width, height, angle = covariance_ellipse(means[i], covariances[i], n_std)
+            faint = top > 0 and w[i] / top < 0.1
+            ax.add_patch(
+                Ellipse(
+                    centre, width, height, angle=angle, fill=False, edgecolor="#1b1f2a",
+                    linewidth=0.9 if faint else 1.3, linestyle="--" if faint else "-", zorder=3,
+                )
+            )  # fmt: skip
+        ax.set_title(f"{short_label(concept, 22)} · {mine.size} comp.", fontsize=8.5)
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(concepts) :]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10, fontweight="bold")
+    return fig

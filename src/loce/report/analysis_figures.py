@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from loce.analysis.gmm import OVERALL
-from loce.figures import dendrogram_figure, embedding_map
+from loce.figures import concept_mixture_panels, dendrogram_figure, embedding_map
 from loce.figures._base import new_figure, styled
 from loce.figures.dendrogram import cluster_dendrogram_figure
+from loce.report.data import natural_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -95,13 +96,9 @@ def distribution_figure(data: FigureData, colors: Mapping[str, str], title: str)
     embedding_map(
         xy,
         labels,
-        means=per_concept[["mean_x", "mean_y"]].to_numpy(float),
-        covariances=_params(per_concept)[1],
-        component_labels=per_concept["mixture"].astype(str).tolist(),
-        weights=per_concept["weight"].to_numpy(float),
         predict=concept_regions(per_concept, shares.to_dict()) if len(per_concept) else None,
         colors=colors,
-        title=f"{title}: per-concept GMMs ({method})",
+        title=f"{title}: per-concept GMM regions ({method})",
         legend=False,
         resolution=160,
         ax=left,
@@ -120,6 +117,42 @@ def distribution_figure(data: FigureData, colors: Mapping[str, str], title: str)
         ax=right,
     )
     return fig
+
+
+MAX_PANELS = 30  # above this many concepts, only the concepts of the most confused pairs get a panel
+
+
+def mixture_panels(
+    data: FigureData, colors: Mapping[str, str], title: str, confused: Sequence[str] = ()
+) -> Figure | None:
+    """Small multiples of the per-concept mixtures on the 2-D map (:func:`loce.figures.concept_mixture_panels`).
+
+    Every concept gets a panel up to :data:`MAX_PANELS` concepts; above that, the concepts named in ``confused``
+    (the layer's most confused pairs, in rank order) do. ``None`` without per-concept mixtures.
+    """
+    points = data.map_rows()
+    if points.empty or data.map_mixtures is None:
+        return None
+    mixtures = data.map_mixtures[data.map_mixtures["mixture"] != OVERALL]
+    if mixtures.empty:
+        return None
+    present = sorted(set(points["concept"].astype(str)), key=natural_key)
+    concepts = present
+    if len(present) > MAX_PANELS:
+        concepts = [c for c in dict.fromkeys(map(str, confused)) if c in set(present)][:MAX_PANELS]
+        if not concepts:
+            concepts = present[:MAX_PANELS]
+    return concept_mixture_panels(
+        points[["map_x", "map_y"]].to_numpy(float),
+        points["concept"].astype(str).tolist(),
+        means=mixtures[["mean_x", "mean_y"]].to_numpy(float),
+        covariances=_params(mixtures)[1],
+        component_labels=mixtures["mixture"].astype(str).tolist(),
+        weights=mixtures["weight"].to_numpy(float),
+        concepts=concepts,
+        colors=colors,
+        title=f"{title}: per-concept GMMs",
+    )
 
 
 def dendrogram_of(data: FigureData, colors: Mapping[str, str], title: str) -> Figure | None:

@@ -2,8 +2,10 @@
 
 The choice of images comes from what ``loce analyze`` stored (neighbours, outlier ranks, sub-concept
 memberships, purity clusters); this module reads the images from disk and the masks from the store (RLE) and
-draws object-centred crops with the mask outlined and the score in the title. The report only reads: no model is
-loaded and no forward pass is run (projections of LoCEs onto images are ``loce localize``'s job).
+lays out the object-centred thumbnails (mask outlined, written once per sample and concept and shared with the
+map, every layer and every later build) as HTML galleries with the score under each tile: nothing is drawn with
+matplotlib. The report only reads: no model is loaded and no forward pass is run (projections of LoCEs onto
+images are ``loce localize``'s job).
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ import pandas as pd
 
 from loce.data.images import read_image
 from loce.errors import InputError, StoreError
-from loce.figures import Tile, cluster_gallery, group_gallery, retrieval_gallery
-from loce.report.thumbnails import object_crop
+from loce.report.data import Gallery, GalleryTile, Tags
+from loce.report.thumbnails import thumbnail_path, write_thumbnail
 from loce.store import LoCEStore, mask_from_rle
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
     from loce.analysis.figure_data import FigureData
+
+THUMBNAIL_SIZE = 128  # pixels of the longer side; the map's tooltips and the galleries share the files
 
 MASK_COLUMNS = ["sample_id", "concept", "image", "mask_rle", "mask_height", "mask_width", "attributes"]
 
@@ -35,10 +37,11 @@ class ImageSource:
 
     Example:
         >>> source = ImageSource(Path("RUN"))  # doctest: +SKIP
-        >>> tile = source.tile("000042", "mug", title="mug", color="#1f77b4")  # doctest: +SKIP
+        >>> mask = source.mask("000042", "mug")  # doctest: +SKIP
     """
 
     def __init__(self, run: Path):
+        self.run = Path(run)
         self.store = LoCEStore.open(run)
         frame = self.store.frame(method="loce", columns=MASK_COLUMNS)  # a mask is the same in every layer
         frame = frame.drop_duplicates(["sample_id", "concept"])
@@ -85,16 +88,41 @@ class ImageSource:
             return None
         return mask_from_rle(row["mask_rle"], int(row["mask_height"]), int(row["mask_width"]))
 
-    def tile(self, sample_id: str, concept: str, *, title: str, color: str, crop: bool = True) -> Tile | None:
-        """A gallery tile of the LoCE's object (cropped around its mask, outlined), or ``None`` if unreadable."""
+    def thumbnail(self, sample_id: str, concept: str, folder: Path, color: str) -> Path | None:
+        """The LoCE's thumbnail in ``folder`` (written on first use, then reused), or ``None`` if unreadable.
+
+        Example:
+            >>> source.thumbnail("000042", "mug", Path("report/img/thumbs"), "#1f77b4")  # doctest: +SKIP
+            PosixPath('report/img/thumbs/000042_mug_5d1c0e2a.jpg')
+        """
+        path = thumbnail_path(folder, str(sample_id), str(concept))
+        if path.exists():
+            return path
         name = self.image_of(sample_id, concept)
         picture = None if name is None else self.image(name)
         if picture is None:
             return None
-        mask = self.mask(sample_id, concept)
-        if crop:
-            picture, mask = object_crop(picture, mask)
-        return Tile(picture, mask, title=title, color=color)
+        return write_thumbnail(picture, self.mask(sample_id, concept), path, size=THUMBNAIL_SIZE, color=color)
+
+
+class TileMaker:
+    """Gallery tiles of one run's LoCEs: thumbnails in ``folder`` framed in each concept's colour."""
+
+    def __init__(self, source: ImageSource, folder: Path, colors: Mapping[str, str]):
+        self.source, self.folder, self.colors = source, Path(folder), colors
+
+    def __call__(self, sample_id: str, concept: str, caption: str) -> GalleryTile | None:
+        color = self.colors.get(str(concept), "#444444")
+        path = self.source.thumbnail(sample_id, concept, self.folder, color)
+        if path is None:
+            return None
+        hover = self.source.image_of(sample_id, concept) or ""
+        return GalleryTile(path, caption, str(concept), hover=hover, sample_id=str(sample_id))
+
+    def row(self, label: str, keys: list[tuple[str, str, str]]) -> tuple[str, list[GalleryTile]] | None:
+        """``(label, tiles)`` of ``(sample_id, concept, caption)`` keys; ``None`` when no image is readable."""
+        tiles = [t for t in (self(s, c, caption) for s, c, caption in keys) if t is not None]
+        return (label, tiles) if tiles else None
 
 
 def _pick_queries(data: FigureData, n_queries: int, seed: int) -> list[int]:
@@ -112,131 +140,128 @@ def _pick_queries(data: FigureData, n_queries: int, seed: int) -> list[int]:
     ]
 
 
-def retrieval_figure(
-    source: ImageSource,
+def _gallery(title: str, rows: list, caption: str, tags: Tags, lead: bool = False) -> Gallery | None:
+    rows = [r for r in rows if r is not None]
+    return Gallery(title, rows, caption, tags, lead=lead) if rows else None
+
+
+def retrieval_gallery(
+    tiles: TileMaker,
     data: FigureData,
-    colors: Mapping[str, str],
+    title: str,
+    tags: Tags,
     *,
     n_queries: int = 4,
     k: int = 5,
     seed: int = 0,
-) -> tuple[Figure | None, str]:
-    """Queries and their ``k`` nearest LoCEs as object crops, masks outlined, similarity in each title."""
+) -> Gallery | None:
+    """Queries and their ``k`` nearest LoCEs as object crops, masks outlined, similarity under each tile.
+
+    Example:
+        >>> retrieval_gallery(TileMaker(ImageSource(run), thumbs, colors), data, "lite0 · l1", Tags())  # doctest: +SKIP
+    """
     cols, values = data.neighbour_table(k)
     loces = data.loces
+    similarity = data.neighbours["similarity"].notna().all()
     rows = []
-    similarity = "similarity" if data.neighbours["similarity"].notna().all() else "distance"
     for q in _pick_queries(data, n_queries, seed):
-        members = [q, *cols[q].tolist()]
-        keys = [(loces.at[r, "sample_id"], loces.at[r, "concept"]) for r in members]
-        titles = [f"query: {keys[0][1]}"] + [
+        keys = [(loces.at[r, "sample_id"], loces.at[r, "concept"]) for r in [q, *cols[q].tolist()]]
+        if tiles(*keys[0], "query") is None:
+            continue
+        captions = ["query"] + [
             f"{rank}. {c} · {values[q, rank - 1]:.2f}" for rank, (_, c) in enumerate(keys[1:], start=1)
         ]
-        tiles = [
-            source.tile(s, c, title=t, color=colors.get(c, "#444444")) for (s, c), t in zip(keys, titles)
-        ]
-        if tiles[0] is not None:
-            rows.append((tiles[0], [t for t in tiles[1:] if t is not None]))
-    if not rows:
-        return None, ""
-    shown = "cosine similarity" if similarity == "similarity" else "distance"
+        rows.append(tiles.row(f"query: {keys[0][1]}", [(s, c, t) for (s, c), t in zip(keys, captions)]))
+    shown = "cosine similarity" if similarity else "distance"
     caption = (
-        f"Queries from concepts of high to low precision@5, each with its {k} nearest LoCEs ({shown} in the "
-        "title; crops around each object, outlined and framed in its concept's colour)."
+        f"{title}: queries from concepts of high to low precision@5, each with its {k} nearest LoCEs ({shown} "
+        "under each tile; crops around each object, outlined and framed in its concept's colour)."
     )
-    return retrieval_gallery(rows, tile_size=1.6), caption
+    return _gallery(f"Retrieval · {title}", rows, caption, tags, lead=True)
 
 
-def outlier_figure(
-    source: ImageSource,
+def outlier_gallery(
+    tiles: TileMaker,
     data: FigureData,
-    colors: Mapping[str, str],
+    title: str,
+    tags: Tags,
     *,
     per_concept: int = 5,
     max_concepts: int = 12,
-) -> Figure | None:
-    """One row per concept: its most outlying LoCEs by the first outlier method (rank 1 first)."""
+) -> Gallery | None:
+    """One row per concept (largest first): its most outlying LoCEs by the first outlier method, rank 1 first."""
     if data.outliers is None or data.outliers.empty:
         return None
     method = str(data.info.get("outlier_methods", ["summed_cosine"])[0])
     rank, score = f"{method}_rank", f"{method}_score"
     top = data.outliers[data.outliers[rank] <= per_concept].sort_values(["concept", rank])
     counts = data.loces["concept"].value_counts()
-    groups: dict[str, list[Tile]] = {}
+    rows = []
     for concept in [c for c in counts.index if c in set(top["concept"])][:max_concepts]:
-        rows = top[top["concept"] == concept]
-        tiles = [
-            source.tile(
+        keys = [
+            (
                 r.sample_id,
                 concept,
-                title=f"#{getattr(r, rank)} · {getattr(r, score):.3g}"
+                f"#{getattr(r, rank)} · {getattr(r, score):.3g}"
                 if hasattr(r, score)
                 else f"#{getattr(r, rank)}",
-                color=colors.get(concept, "#444444"),
             )
-            for r in rows.itertuples(index=False)
+            for r in top[top["concept"] == concept].itertuples(index=False)
         ]
-        groups[str(concept)] = [t for t in tiles if t is not None]
-    groups = {c: t for c, t in groups.items() if t}
-    return group_gallery(groups, max_per_group=per_concept, tile_size=1.4) if groups else None
+        rows.append(tiles.row(str(concept), keys))
+    caption = f"{title}: most outlying LoCEs per concept (rank · {method.replace('_', ' ')} score)"
+    return _gallery(f"Outliers · {title}", rows, caption, tags)
 
 
-def subconcept_figure(
-    source: ImageSource,
+def subconcept_gallery(
+    tiles: TileMaker,
     data: FigureData,
-    colors: Mapping[str, str],
+    title: str,
+    tags: Tags,
     *,
     per_subconcept: int = 6,
     max_rows: int = 16,
     seed: int = 0,
-) -> Figure | None:
+) -> Gallery | None:
     """One row per sub-concept of the concepts that split: a seeded sample of its members."""
     rng = np.random.default_rng(seed)
     loces = data.loces[data.loces["subconcept"] >= 0]
     split = loces.groupby("concept")["subconcept"].nunique()
-    groups: dict[str, list[Tile]] = {}
+    rows = []
     for concept in split[split > 1].sort_values(ascending=False, kind="stable").index:
         members = loces[loces["concept"] == concept]
         for sub, part in members.groupby("subconcept"):
-            if len(groups) >= max_rows:
+            if len(rows) >= max_rows:
                 break
             picked = part.iloc[np.sort(rng.permutation(len(part))[:per_subconcept])]
-            tiles = [
-                source.tile(
-                    r.sample_id, concept, title=Path(str(r.image)).name, color=colors.get(concept, "#444")
-                )
-                for r in picked.itertuples(index=False)
-            ]
-            label = f"{concept}/{int(sub) + 1} {len(part) / len(members):.0%}"
-            groups[label] = [t for t in tiles if t is not None]
-    groups = {c: t for c, t in groups.items() if t}
-    return group_gallery(groups, max_per_group=per_subconcept, tile_size=1.4) if groups else None
+            keys = [(r.sample_id, concept, Path(str(r.image)).name) for r in picked.itertuples(index=False)]
+            rows.append(tiles.row(f"{concept}/{int(sub) + 1} {len(part) / len(members):.0%}", keys))
+    method = data.info.get("subconcepts", {}).get("method", "")
+    caption = f"{title}: members of each sub-concept ({method}; row: concept/sub-concept, share)"
+    return _gallery(f"Sub-concepts · {title}", rows, caption, tags)
 
 
-def mixed_cluster_figure(
-    source: ImageSource, data: FigureData, colors: Mapping[str, str], *, max_tiles: int = 12
-) -> tuple[Figure | None, pd.Series | None]:
-    """The images of the most mixed purity cluster, taking turns between its concepts (largest first)."""
+def mixed_cluster_gallery(
+    tiles: TileMaker, data: FigureData, title: str, tags: Tags, *, per_concept: int = 6, max_concepts: int = 4
+) -> Gallery | None:
+    """The images of the most mixed purity cluster: one row per concept in it (largest first)."""
     if data.mixed_clusters is None or data.mixed_clusters.empty:
-        return None, None
+        return None
     cluster = data.mixed_clusters.iloc[0]
     members = data.loces[data.loces["purity_cluster"] == int(cluster["cluster"])]
-    by_concept = [part for _, part in sorted(members.groupby("concept"), key=lambda item: -len(item[1]))]
-    picked: list[pd.Series] = []
-    for position in range(max(len(p) for p in by_concept)):
-        picked += [p.iloc[position] for p in by_concept if position < len(p)]
-    picked = picked[:max_tiles]
-    tiles, concepts = [], []
-    for r in picked:
-        tile = source.tile(
-            r["sample_id"], r["concept"], title=str(r["concept"]), color=colors.get(r["concept"], "#444")
+    by_concept = sorted(members.groupby("concept"), key=lambda item: (-len(item[1]), str(item[0])))
+    rows = [
+        tiles.row(
+            f"{concept} ({len(part)})",
+            [
+                (r["sample_id"], concept, Path(str(r["image"])).name)
+                for _, r in part.head(per_concept).iterrows()
+            ],
         )
-        if tile is not None:
-            tiles.append(tile)
-            concepts.append(str(r["concept"]))
-    if not tiles:
-        return None, None
-    figure = cluster_gallery(
-        tiles, concepts, cluster_name=f"cluster {int(cluster['cluster'])}", tile_size=1.5
+        for concept, part in by_concept[:max_concepts]
+    ]
+    caption = (
+        f"{title}: cluster {int(cluster['cluster'])} of the purity clustering, {int(cluster['size'])} LoCEs: "
+        f"{cluster['composition']}"
     )
-    return figure, cluster
+    return _gallery(f"Mixed cluster · {title}", rows, caption, tags)

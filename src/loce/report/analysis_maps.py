@@ -16,7 +16,6 @@ import pandas as pd
 
 from loce.analysis.gmm import OVERALL
 from loce.report.data import LoceMap, MapEllipse, MapPoint, Tags
-from loce.report.thumbnails import thumbnail_path, write_thumbnail
 
 if TYPE_CHECKING:  # pragma: no cover
     from loce.analysis.figure_data import FigureData
@@ -37,31 +36,20 @@ def point_ids(loces: pd.DataFrame) -> np.ndarray:
 
 
 def write_thumbnails(
-    source: ImageSource, rows: pd.DataFrame, folder: Path, colors: Mapping[str, str], size: int = 128
+    source: ImageSource, rows: pd.DataFrame, folder: Path, colors: Mapping[str, str]
 ) -> dict[tuple[str, str], Path]:
     """Thumbnails of ``rows`` (``sample_id``, ``concept``) with the mask outlined; unreadable images are left out.
 
-    Existing files are kept (a second report build, or another layer of the same run, reuses them).
+    Existing files are kept (a second report build, another layer of the same run or a gallery reuses them);
+    the rows are taken image by image so that each image is read once.
     """
     written: dict[tuple[str, str], Path] = {}
     keys = rows[["sample_id", "concept"]].astype(str).drop_duplicates()
     keys = keys.assign(image=[source.image_of(s, c) for s, c in zip(keys["sample_id"], keys["concept"])])
-    for image, group in keys.dropna(subset=["image"]).groupby("image", sort=True):
-        paths = {(s, c): thumbnail_path(folder, s, c) for s, c in zip(group["sample_id"], group["concept"])}
-        if all(p.exists() for p in paths.values()):
-            written.update(paths)
-            continue
-        picture = source.image(image)
-        if picture is None:
-            continue
-        for (sample_id, concept), path in paths.items():
-            written[(sample_id, concept)] = write_thumbnail(
-                picture,
-                source.mask(sample_id, concept),
-                path,
-                size=size,
-                color=colors.get(concept, "#ff2d55"),
-            )
+    for sample_id, concept, _ in keys.dropna(subset=["image"]).sort_values("image").itertuples(index=False):
+        path = source.thumbnail(sample_id, concept, folder, colors.get(concept, "#ff2d55"))
+        if path is not None:
+            written[(sample_id, concept)] = path
     return written
 
 

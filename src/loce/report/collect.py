@@ -18,15 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loce.data.images import read_image
 from loce.errors import InputError, StoreError
-from loce.figures import Tile, concept_colors, group_gallery, iou_distributions, save_figure
-from loce.figures._base import PHOTO_FORMATS
-from loce.report.data import FigureRef, LoceMap, ReportData, Section, Table, Tags, natural_key
+from loce.figures import concept_colors, iou_distributions
+from loce.report.analysis_galleries import ImageSource, TileMaker
+from loce.report.data import Gallery, GalleryTile, LoceMap, ReportData, Section, Table, Tags, natural_key
+from loce.report.figure_cache import FigureWriter
 from loce.report.profile import SectionTimer
-from loce.report.thumbnails import object_crop
-from loce.run_layout import run_labels, unique_paths
-from loce.store import OK, LoCEStore, mask_from_rle
+from loce.run_layout import RunLayout, run_labels, unique_paths
+from loce.store import OK, LoCEStore
 from loce.store.layer_order import LayerOrder
 
 LOCE_METHOD = "loce"
@@ -138,49 +137,32 @@ def skip_table(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def example_tiles(
-    run: Path,
+def example_gallery(
+    source: ImageSource,
     rows: pd.DataFrame,
     per_concept: int,
-    colors: dict[str, str],
+    tiles: TileMaker,
     seed: int = 0,
     label: str | None = None,
-) -> tuple[dict[str, list[Tile]], list[str]]:
+) -> list[tuple[str, list[GalleryTile]]]:
     """Up to ``per_concept`` images per concept of one run with the concept's mask outlined (seeded choice).
 
     ``label`` is the run's value in ``rows["run"]`` (default its folder name). Each tile is the object's
-    surroundings (a crop around its mask), outlined. Returns the tiles per concept and the images that could not be
-    read (they are left out, not fatal).
+    surroundings (a crop around its mask, outlined): the run's thumbnail of that sample and concept. Returns one
+    ``(concept, tiles)`` row per concept with a readable image; unreadable images are left out
+    (``source.missing`` lists them), not fatal.
     """
-    store = LoCEStore.open(run)
-    ok = rows[(rows["run"] == (label or Path(run).name)) & (rows["status"] == OK)]
+    ok = rows[(rows["run"] == (label or Path(source.run).name)) & (rows["status"] == OK)]
     rng = np.random.default_rng(seed)
-    groups: dict[str, list[Tile]] = {}
-    missing: list[str] = []
+    out = []
     for concept in sorted(ok["concept"].unique(), key=natural_key):
         samples = ok.loc[ok["concept"] == concept, ["sample_id", "image"]].drop_duplicates("sample_id")
         chosen = samples.iloc[np.sort(rng.permutation(len(samples))[:per_concept])]
-        masks = store.frame(concepts=concept, columns=["sample_id", "mask_rle", "mask_height", "mask_width"])
-        masks = (
-            masks[masks["sample_id"].isin(chosen["sample_id"])]
-            .drop_duplicates("sample_id")
-            .set_index("sample_id")
-        )
-        tiles = []
-        for sample_id, image in zip(chosen["sample_id"], chosen["image"]):
-            try:
-                picture = read_image(store.image_path(image))
-            except (InputError, StoreError):
-                missing.append(str(image))
-                continue
-            mask = None
-            if sample_id in masks.index and isinstance(masks.at[sample_id, "mask_rle"], str):
-                m = masks.loc[sample_id]
-                mask = mask_from_rle(m["mask_rle"], int(m["mask_height"]), int(m["mask_width"]))
-            picture, mask = object_crop(picture, mask)
-            tiles.append(Tile(picture, mask, title=Path(str(image)).name, color=colors[concept]))
-        groups[concept] = tiles
-    return groups, missing
+        keys = [(s, concept, Path(str(image)).name) for s, image in zip(chosen["sample_id"], chosen["image"])]
+        row = tiles.row(str(concept), keys)
+        if row is not None:
+            out.append(row)
+    return out
 
 
 # Sections contributed by other parts of loce, in page order: "module:function" names of functions
@@ -215,6 +197,13 @@ class SectionContext:
     analyses: dict[str, list] = field(default_factory=dict)  # protocol -> AnalysisOutput of each analysed run
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables other providers read (comparison)
     findings: list = field(default_factory=list)  # findings contributed by providers (ground truth)
+    images: dict = field(default_factory=dict)  # run path -> its ImageSource (masks read once per build)
+
+    def image_source(self, run: Path) -> ImageSource:
+        """The images and masks of ``run``, read on first use and shared by every section."""
+        if Path(run) not in self.images:
+            self.images[Path(run)] = ImageSource(Path(run))
+        return self.images[Path(run)]
 
     def label(self, run: Path) -> str:
         """How the report names ``run``: distinct for distinct runs (``a/RUN``, ``b/RUN``)."""
@@ -295,23 +284,39 @@ def collect_report(
     models = sorted(ok["model"].dropna().unique(), key=natural_key)
     bar = _progress(len(models) + (len(runs) if examples_per_concept else 0), progress, "report figures")
 
+    figures.mkdir(parents=True, exist_ok=True)
+    context = SectionContext(
+        runs, all_rows, figures, colors, labels, seed=seed, progress=progress, timer=timer
+    )
+    save = FigureWriter(figures, colors, timer, prefix="quality_")
+    context.writers.append(save)
     quality = Section(
         "LoCE quality",
         "IoU between each LoCE's thresholded projection and its concept's mask, per concept and layer. "
         "IoU 0 marks a LoCE that did not converge.",
         key="quality",
     )
+    stores = [RunLayout(r).loces for r in runs]  # the IoU figures are redrawn when a shard changes
     for model in models:
         with timer("LoCE quality figures"):
             frame = ok[ok["model"] == model]
             layers = layer_order.sort(frame["layer"].unique(), model=model)
-            fig = iou_distributions(
-                frame, layer_order=layers, colors=colors, title=f"IoU per concept · {model}"
+
+            def draw(frame=frame, layers=layers, model=model):
+                return iou_distributions(
+                    frame, layer_order=layers, colors=colors, title=f"IoU per concept · {model}"
+                )
+
+            ref = save(
+                draw,
+                "iou",
+                f"IoU per concept and layer of {model}",
+                Tags(model=model),
+                sources=stores,
+                extra=[model, layers],
             )
-            path = save_figure(fig, figures / f"iou_{len(quality.figures):02d}", formats=("png",))[0]
-            quality.figures.append(
-                FigureRef(path, f"IoU per concept and layer of {model}", Tags(model=model), wide=True)
-            )
+            if ref is not None:
+                quality.figures.append(ref)
             bar.update()
     quality.tables.append(Table("IoU per model, layer and concept", quality_table(rows, layer_order)))
 
@@ -331,29 +336,24 @@ def collect_report(
                     bar.update()
                     continue
                 shown[key] = labels[run]
-                groups, missing = example_tiles(
-                    run, rows, examples_per_concept, colors, seed, label=labels[run]
-                )
-                groups = {c: t for c, t in groups.items() if t}
-                if groups:
-                    fig = group_gallery(groups, max_per_group=examples_per_concept, tile_size=1.5)
-                    path = save_figure(
-                        fig, figures / f"examples_{len(examples.figures):02d}", formats=PHOTO_FORMATS
-                    )[0]
+                source = context.image_source(run)
+                before = len(source.missing)
+                tiles = TileMaker(source, figures.parent / "thumbs", colors)
+                gallery = example_gallery(source, rows, examples_per_concept, tiles, seed, label=labels[run])
+                if gallery:
+                    missing = len(source.missing) - before
                     note = (
-                        f" ({len(missing)} image{'s' if len(missing) != 1 else ''} could not be read)"
+                        f" ({missing} image{'s' if missing != 1 else ''} could not be read)"
                         if missing
                         else ""
                     )
-                    examples.figures.append(FigureRef(path, f"Examples of {labels[run]}{note}", wide=True))
+                    examples.galleries.append(
+                        Gallery(f"Examples of {labels[run]}", gallery, f"Examples of {labels[run]}{note}")
+                    )
                 bar.update()
-        if examples.figures:
+        if examples.galleries:
             sections.append(examples)
     bar.close()
-    figures.mkdir(parents=True, exist_ok=True)
-    context = SectionContext(
-        runs, all_rows, figures, colors, labels, seed=seed, progress=progress, timer=timer
-    )
     sections.extend(provided_sections(context))
     for writer in context.writers:
         writer.prune()
@@ -385,8 +385,6 @@ def collect_report(
 def _manifests(runs: Sequence[Path], labels: dict[Path, str]) -> dict[str, dict]:
     import json
 
-    from loce.run_layout import RunLayout
-
     out = {}
     for run in runs:
         try:
@@ -414,11 +412,21 @@ def collect_findings(
         if len(runs) == 1:
             head = head.drop(columns=["run"])
         retrieval = [o.tables["retrieval"] for o in outputs if "retrieval" in o.tables]
-        chance = F.retrieval_chance(pd.concat(retrieval, ignore_index=True)) if retrieval else {}
+        retrieval = pd.concat(retrieval, ignore_index=True) if retrieval else None
+        chance = F.retrieval_chance(retrieval) if retrieval is not None else {}
+        counts = F.concept_counts(retrieval)
+        clusters = [o.tables["purity_clusters"] for o in outputs if "purity_clusters" in o.tables]
+        purity_chance = F.purity_chance(pd.concat(clusters, ignore_index=True), counts) if clusters else {}
         found += F.best_layer_findings(
             head, "precision_at_1", "retrieval precision@1", link or "analysis-retrieval", chance=chance
         )
-        found += F.best_layer_findings(head, "purity", "concept purity", link or "analysis-purity")
+        found += F.best_layer_findings(
+            head,
+            "purity",
+            "concept purity (chance: the same clusters with the concepts shuffled)",
+            link or "analysis-purity",
+            chance=purity_chance,
+        )
         if protocol == "default":
             pairs = [
                 o.tables["confused_pairs"].assign(run=o.label)
@@ -428,7 +436,10 @@ def collect_findings(
             if pairs:
                 frame = pd.concat(pairs, ignore_index=True)
                 found += F.confusion_findings(
-                    frame if len(runs) > 1 else frame.drop(columns=["run"]), head, "analysis-separation"
+                    frame if len(runs) > 1 else frame.drop(columns=["run"]),
+                    head,
+                    "analysis-separation",
+                    counts=counts,
                 )
     found += F.convergence_findings(quality_table(rows, LayerOrder.from_runs(runs)), "quality")
     comparison = context.tables.get("comparison")

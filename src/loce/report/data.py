@@ -56,13 +56,46 @@ class Table:
 
 
 @dataclass
+class GalleryTile:
+    """One object in a gallery: its thumbnail (an object-centred crop with the mask outlined), a caption (the
+    score) and its concept (the tile's frame colour).
+
+    Example:
+        >>> GalleryTile(Path("img/thumbs/000042_mug_1a2b3c4d.jpg"), "1. mug · 0.93", "mug")  # doctest: +SKIP
+    """
+
+    image: Path
+    caption: str = ""
+    concept: str | None = None
+    hover: str = ""  # shown on hover (the image's file name)
+    sample_id: str | None = None
+
+
+@dataclass
+class Gallery:
+    """Rows of object crops laid out in HTML from thumbnails (no figure is drawn): ``rows`` holds
+    ``(row label, tiles)``; a row whose ``lead`` is true shows its first tile apart (a retrieval query).
+
+    Example:
+        >>> Gallery("Outliers · l1", [("mug", [GalleryTile(Path("t.jpg"), "#1 · 0.41", "mug")])])  # doctest: +SKIP
+    """
+
+    title: str
+    rows: list[tuple[str, list[GalleryTile]]]
+    caption: str = ""
+    tags: Tags = field(default_factory=Tags)
+    lead: bool = False
+
+
+@dataclass
 class Section:
-    """One analysis: a title, a short explanation, its figures and tables."""
+    """One analysis: a title, a short explanation, its figures, galleries and tables."""
 
     title: str
     text: str = ""
     figures: list[FigureRef] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    galleries: list[Gallery] = field(default_factory=list)
     tags: Tags = field(default_factory=Tags)
     key: str | None = None  # anchor id; default derived from the title
     open: bool = False  # shown unfolded when the page opens (every section folds)
@@ -152,6 +185,7 @@ class ReportData:
         tagged: list[Tags] = [t.tags for t in self.overview_tables] + [m.tags for m in self.maps]
         for section in self.sections:
             tagged += [section.tags] + [f.tags for f in section.figures] + [t.tags for t in section.tables]
+            tagged += [g.tags for g in section.galleries]
         for tags in tagged:
             for name in found:
                 value = getattr(tags, name)

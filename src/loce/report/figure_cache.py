@@ -20,11 +20,9 @@ from typing import Any
 
 from loce import __version__
 from loce.figures import save_figure
-from loce.figures._base import PHOTO_FORMATS
 from loce.report.data import FigureRef, Tags
 from loce.report.profile import SectionTimer
 
-PHOTO_KINDS = {"retrieval", "outliers", "subconcepts", "cluster"}  # galleries of images: saved as JPEG
 PREFIX = "analysis_"
 
 
@@ -49,16 +47,23 @@ def file_stamp(paths: Sequence[Path]) -> list[list[Any]]:
 
 
 class FigureWriter:
-    """Draw-or-reuse: saves analysis figures under content keys in ``folder`` and returns their references.
+    """Draw-or-reuse: saves figures under content keys in ``folder`` and returns their references.
+
+    Every file name starts with ``prefix``; writers of one folder with different prefixes prune only their own.
 
     Attributes:
         drawn, reused: how many figures were drawn and how many were found already drawn.
     """
 
     def __init__(
-        self, folder: Path, colors: Mapping[str, str] | None = None, timer: SectionTimer | None = None
+        self,
+        folder: Path,
+        colors: Mapping[str, str] | None = None,
+        timer: SectionTimer | None = None,
+        prefix: str = PREFIX,
     ):
         self.folder = Path(folder)
+        self.prefix = prefix
         self.timer = timer if timer is not None else SectionTimer()
         self.colors = dict(colors or {})
         self.used: set[Path] = set()
@@ -86,9 +91,8 @@ class FigureWriter:
         ``caption`` is a string or a function of ``detail``; the caption is stored beside the figure so a
         reused figure keeps the caption it was drawn with. Returns ``None`` when ``draw`` returns no figure.
         """
-        formats = PHOTO_FORMATS if kind in PHOTO_KINDS else ("png",)
-        stem = self.folder / f"{PREFIX}{kind}_{self.key(kind, sources, extra)}"
-        image, meta = stem.with_suffix(f".{formats[0]}"), stem.with_suffix(".json")
+        stem = self.folder / f"{self.prefix}{kind}_{self.key(kind, sources, extra)}"
+        image, meta = stem.with_suffix(".png"), stem.with_suffix(".json")
         if meta.is_file():
             try:
                 stored = json.loads(meta.read_text(encoding="utf-8"))
@@ -115,16 +119,15 @@ class FigureWriter:
             return None
         text = caption(detail) if callable(caption) else caption
         with self.timer(f"save {kind}", group="save figures"):
-            # galleries of small object crops: 110 dpi keeps every crop sharp at half the pixels of 150 dpi
-            path = save_figure(result, stem, formats=formats, dpi=110 if kind in PHOTO_KINDS else 150)[0]
+            path = save_figure(result, stem, formats=("png",), dpi=150)[0]
         meta.write_text(json.dumps({"caption": text}), encoding="utf-8")
         self.used.update({path, meta})
         return FigureRef(path, text, tags, wide=wide)
 
     def prune(self) -> int:
-        """Remove analysis figures of the folder that this build did not use; returns how many files."""
+        """Remove this writer's figures (its prefix) of the folder that this build did not use; returns how many."""
         removed = 0
-        for path in self.folder.glob(f"{PREFIX}*"):
+        for path in self.folder.glob(f"{self.prefix}*"):
             if path.is_file() and path not in self.used:
                 path.unlink(missing_ok=True)
                 removed += 1

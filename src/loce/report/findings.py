@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from loce.report.data import natural_key
@@ -107,6 +108,11 @@ def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return sorted(out, key=lambda item: natural_key(item[0]))
 
 
+def _chance_text(chance: Mapping[tuple[str, str], float] | None, row: Mapping[str, Any]) -> str:
+    level = (chance or {}).get((str(row.get("model")), str(row["layer"])))
+    return f" (chance {level:.3f})" if level is not None and math.isfinite(level) else ""
+
+
 def best_layer_findings(
     headline: pd.DataFrame,
     metric: str,
@@ -133,12 +139,10 @@ def best_layer_findings(
             f"{where}{label} (protocol: {_protocol(part)}): best layer {best['layer']} with "
             f"{with_interval(best, metric)}"
         )
-        level = (chance or {}).get((str(best.get("model")), str(best["layer"])))
-        if level is not None and math.isfinite(level):
-            text += f" (chance {level:.3f})"
+        text += _chance_text(chance, best)
         if len(ranked) > 1:
             second = ranked.iloc[1].to_dict()
-            text += f", ahead of {second['layer']} with {with_interval(second, metric)}"
+            text += f", ahead of {second['layer']} with {with_interval(second, metric)}{_chance_text(chance, second)}"
             if _no_spread(best, metric) or _no_spread(second, metric):
                 text += (
                     "; the intervals have no width (every seed drew the same sample), so they cannot tell whether "
@@ -183,10 +187,90 @@ def retrieval_chance(retrieval: pd.DataFrame) -> dict[tuple[str, str], float]:
     return out
 
 
+def concept_counts(retrieval: pd.DataFrame | None) -> dict[tuple[str, str], dict[str, int]]:
+    """LoCEs per concept of each ``(model, layer)``: the retrieval table's ``n_queries`` (every LoCE is a query).
+
+    Example:
+        >>> t = pd.DataFrame({"model": "m", "layer": "l", "concept": ["a", "b", "(all)"], "n_queries": [3, 1, 4]})
+        >>> concept_counts(t)[("m", "l")]
+        {'a': 3, 'b': 1}
+    """
+    if retrieval is None or "n_queries" not in retrieval.columns:
+        return {}
+    rows = retrieval[~retrieval["concept"].astype(str).str.startswith("(")]
+    return {
+        (str(model), str(layer)): {str(c): int(n) for c, n in zip(part["concept"], part["n_queries"])}
+        for (model, layer), part in rows.groupby(["model", "layer"], sort=False)
+    }
+
+
+def shuffled_purity(
+    sizes: Sequence[int], counts: Sequence[int], permutations: int = 200, seed: int = 0
+) -> float:
+    """Purity of clusters of ``sizes`` when the concepts (``counts`` LoCEs each) are shuffled among the LoCEs.
+
+    The mean over ``permutations`` of ``sum over clusters of the majority count / N``: what clusters of these
+    sizes reach whatever they contain, the chance level of a purity measured on them.
+
+    Example:
+        >>> round(shuffled_purity([2, 2], [2, 2], permutations=2000), 1)  # 2 in 3 shuffles mix both: 0.5, else 1
+        0.7
+    """
+    sizes, counts = np.asarray(sizes, dtype=np.int64), np.asarray(counts, dtype=np.int64)
+    total = int(sizes.sum())
+    if total == 0 or total != int(counts.sum()):
+        return float("nan")
+    labels = np.repeat(np.arange(counts.size), counts)
+    cluster = np.repeat(np.arange(sizes.size), sizes) * counts.size
+    rng = np.random.default_rng(seed)
+    majority = 0
+    for _ in range(permutations):
+        table = np.bincount(cluster + rng.permutation(labels), minlength=sizes.size * counts.size)
+        majority += int(table.reshape(sizes.size, counts.size).max(axis=1).sum())
+    return majority / permutations / total
+
+
+def purity_chance(
+    clusters: pd.DataFrame | None, counts: Mapping[tuple[str, str], Mapping[str, int]]
+) -> dict[tuple[str, str], float]:
+    """:func:`shuffled_purity` of each ``(model, layer)``'s purity clusters (the ``purity_clusters`` table's
+    ``size``) with its concept counts; left out where the clusters do not hold exactly the counted LoCEs."""
+    if clusters is None or clusters.empty or "size" not in clusters.columns:
+        return {}
+    out = {}
+    for (model, layer), part in clusters.groupby(["model", "layer"], sort=False):
+        found = counts.get((str(model), str(layer)))
+        if found:
+            level = shuffled_purity(part["size"].to_numpy(), list(found.values()))
+            if math.isfinite(level):
+                out[(str(model), str(layer))] = level
+    return out
+
+
+def overlap_chance(n_i: int, n_j: int) -> float:
+    """Overlap ``O_ij`` when the labels of concepts i and j are shuffled: the nearest of the other ``n_i - 1 + n_j``
+    LoCEs of a LoCE of i is one of j's ``n_j`` with probability ``n_j / (n_i + n_j - 1)``.
+
+    Example:
+        >>> overlap_chance(31, 10)
+        0.25
+    """
+    return n_j / (n_i + n_j - 1) if n_i + n_j > 1 else float("nan")
+
+
 def confusion_findings(
-    pairs: pd.DataFrame, headline: pd.DataFrame | None, link: str | None, n: int = 3
+    pairs: pd.DataFrame,
+    headline: pd.DataFrame | None,
+    link: str | None,
+    n: int = 3,
+    counts: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
 ) -> list[Finding]:
-    """Per model: the ``n`` most confused pairs at its best retrieval layer (or the first analysed layer)."""
+    """Per model: the ``n`` most confused pairs at its best retrieval layer (or the first analysed layer).
+
+    With ``counts`` (LoCEs per concept of each ``(model, layer)``, :func:`concept_counts`) each pair's overlap
+    stands beside its chance level (the mean of :func:`overlap_chance` both ways); the score is relative (1: the
+    most confused pair of the layer) and has no chance level.
+    """
     if pairs is None or pairs.empty or "concept_a" not in pairs.columns:
         return []
     findings = []
@@ -206,10 +290,15 @@ def confusion_findings(
             layer = sorted(part["layer"].astype(str).unique(), key=natural_key)[0]
         top = part[part["layer"] == layer].sort_values("rank", kind="stable").head(n)
         items = []
+        sizes = (counts or {}).get((str(part["model"].iloc[0]), str(layer)), {}) if "model" in part else {}
         for row in top.to_dict("records"):
             bits = [f"score {with_interval(row, 'score', 2)}"]
             if "overlap" in row and math.isfinite(_num(row["overlap"])):
                 bits.append(f"overlap {with_interval(row, 'overlap', 2)}")
+                n_a, n_b = sizes.get(str(row["concept_a"])), sizes.get(str(row["concept_b"]))
+                if n_a and n_b:
+                    level = (overlap_chance(n_a, n_b) + overlap_chance(n_b, n_a)) / 2
+                    bits[-1] += f" (chance {level:.2f})"
             items.append(f"{row['concept_a']} / {row['concept_b']} ({', '.join(bits)})")
         if items:
             where = f"{name} · " if name else ""
@@ -218,7 +307,7 @@ def confusion_findings(
                     "confusions",
                     f"Most confused pairs at {where}{layer} (protocol: {_protocol(top)}): "
                     + "; ".join(items)
-                    + ".",
+                    + ". Scores are relative (1: the layer's most confused pair).",
                     link,
                 )
             )

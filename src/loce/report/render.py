@@ -19,7 +19,7 @@ import pandas as pd
 
 from loce import __version__
 from loce.figures.colors import concept_colors
-from loce.report.data import FigureRef, LoceMap, ReportData, Section, Table, Tags
+from loce.report.data import FigureRef, Gallery, LoceMap, ReportData, Section, Table, Tags
 from loce.report.markup import Markup, el, json_script, raw
 
 UrlOf = Callable[[Path], str]
@@ -162,6 +162,46 @@ def render_figure(figure: FigureRef, url_of: UrlOf, colors: Mapping[str, str]) -
     )
 
 
+def render_gallery(gallery: Gallery, url_of: UrlOf, colors: Mapping[str, str]) -> Markup:
+    """A card of rows of object crops (thumbnails framed in their concept's colour, the score under each)."""
+    rows = []
+    for label, tiles in gallery.rows:
+        items = []
+        for i, tile in enumerate(tiles):
+            color = colors.get(tile.concept or "", "#9aa0ad")
+            items.append(
+                el(
+                    "figure",
+                    el(
+                        "img",
+                        src=url_of(tile.image),
+                        alt=tile.caption or tile.hover,
+                        title=tile.hover or None,
+                        loading="lazy",
+                        style=f"border-color:{color}",
+                    ),
+                    el("figcaption", tile.caption),
+                    class_="tile" + (" tile-lead" if gallery.lead and i == 0 else ""),
+                )
+            )
+        rows.append(
+            el(
+                "div",
+                el("div", label, class_="tile-row-label"),
+                el("div", items, class_="tile-row-items"),
+                class_="tile-row",
+            )
+        )
+    return el(
+        "div",
+        el("div", el("h3", gallery.title), _tag_chips(gallery.tags, colors), class_="card-head"),
+        el("p", gallery.caption, class_="caption") if gallery.caption else None,
+        el("div", rows, class_="tile-rows"),
+        class_="card gallery-card",
+        **_tag_attrs(gallery.tags),
+    )
+
+
 def _foldable(
     title: str, lead: str | None, body: list, *, open_: bool, extra: Markup | None = None
 ) -> Markup:
@@ -182,12 +222,15 @@ def render_section(section: Section, key: str, url_of: UrlOf, colors: Mapping[st
     counts = []
     if section.figures:
         counts.append(f"{len(section.figures)} figure{'s' if len(section.figures) != 1 else ''}")
+    if section.galleries:
+        counts.append(f"{len(section.galleries)} galler{'ies' if len(section.galleries) != 1 else 'y'}")
     if section.tables:
         counts.append(f"{len(section.tables)} table{'s' if len(section.tables) != 1 else ''}")
     body = [
         el("div", [render_figure(f, url_of, colors) for f in section.figures], class_="figure-grid")
         if section.figures
         else None,
+        [render_gallery(g, url_of, colors) for g in section.galleries],
         [render_table(t, colors) for t in section.tables],
         el(
             "p", "Nothing in this section matches the current filter.", class_="empty-note muted", hidden=True

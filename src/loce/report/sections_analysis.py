@@ -20,18 +20,24 @@ import pandas as pd
 from loce.analysis.figure_data import FigureData
 from loce.analysis.figure_files import list_figure_data, read_figure_data
 from loce.figures import matrix_heatmaps, precision_at_k_curves
-from loce.report.analysis_figures import concept_matrices, dendrogram_of, distribution_figure, precision_frame
+from loce.report.analysis_figures import (
+    concept_matrices,
+    dendrogram_of,
+    distribution_figure,
+    mixture_panels,
+    precision_frame,
+)
 from loce.report.analysis_galleries import (
-    ImageSource,
-    mixed_cluster_figure,
-    outlier_figure,
-    retrieval_figure,
-    subconcept_figure,
+    TileMaker,
+    mixed_cluster_gallery,
+    outlier_gallery,
+    retrieval_gallery,
+    subconcept_gallery,
 )
 from loce.report.analysis_maps import loce_map, write_thumbnails
 from loce.report.analysis_output import AnalysisOutput, read_analysis
 from loce.report.collect import SectionContext
-from loce.report.data import FigureRef, Section, Table, Tags, natural_key
+from loce.report.data import FigureRef, Gallery, Section, Table, Tags, natural_key
 from loce.report.figure_cache import FigureWriter
 from loce.report.findings import ground_truth_findings
 from loce.run_layout import RunLayout
@@ -72,10 +78,11 @@ TEXT = {
     "LoCE paper's 'mAP@k') and true mean average precision, mean one-vs-one separation (0: touching "
     "distributions) and overlap, purity of the adaptive hierarchical clustering and its cluster count, the most "
     "confused concept pair.",
-    "maps": "Each layer's LoCEs in 2 dimensions, coloured by concept. Left: a BIC-selected Gaussian mixture per "
-    "concept (ellipses at 2 standard deviations in the concept's colour; dashed: light components, outlier "
-    "candidates) and the regions where each concept's mixture is densest. Right: one label-agnostic mixture "
-    "(black ellipses) and its components' regions: components covering several colours are confusions.",
+    "maps": "Each layer's LoCEs in 2 dimensions, coloured by concept. Left: the regions where each concept's "
+    "BIC-selected Gaussian mixture is densest. Right: one label-agnostic mixture (black ellipses) and its "
+    "components' regions: components covering several colours are confusions. Below each map, one small panel per "
+    "concept with its own mixture (ellipses at 2 standard deviations; dashed: light components, outlier "
+    "candidates); above 30 concepts only the concepts of the most confused pairs get a panel.",
     "purity": "Agglomerative clustering (ward) of the LoCEs, walked top-down until a node is pure (majority "
     "share >= 0.8) or small (<= 5% of the LoCEs). Strips: each leaf's concept and its cluster.",
     "separation": "Separation S_ij: smallest distance between a LoCE of i and one of j over the largest distance "
@@ -231,34 +238,51 @@ def _retrieval_curves(layers, outputs, save: FigureWriter) -> list[FigureRef]:
     return [ref] if ref is not None else []
 
 
-def _layer_figures(a: AnalysedLayer, source, context, save: FigureWriter) -> dict[str, list[FigureRef]]:
-    """Every per-(model, layer) figure, by section (each drawn once and reused while its data is unchanged)."""
+def _confused_concepts(tables: dict[str, pd.DataFrame], a: AnalysedLayer) -> list[str]:
+    """The concepts of the layer's confused pairs, most confused first."""
+    pairs = tables.get("confused_pairs")
+    if pairs is None or pairs.empty:
+        return []
+    mine = pairs[
+        (pairs["run"] == a.run.name) & (pairs["model"] == a.data.model) & (pairs["layer"] == a.data.layer)
+    ].sort_values("rank", kind="stable")
+    return [str(c) for pair in zip(mine["concept_a"], mine["concept_b"]) for c in pair]
+
+
+def _layer_figures(
+    a: AnalysedLayer, context, save: FigureWriter, confused: list[str]
+) -> dict[str, list[FigureRef]]:
+    """The per-(model, layer) figures, by section (each drawn once and reused while its data is unchanged)."""
     colors = context.colors
     data, title, tags = a.data, a.title, a.tags
     notes = (" " + "; ".join(data.notes) + ".") if data.notes else ""
-    sources = [_figure_dir(a)]
-    method = data.info.get("subconcepts", {}).get("method", "")
     jobs = [
         ("maps", "map", lambda: distribution_figure(data, colors, title),
          f"{title}: 2-D map with Gaussian mixtures.{notes}"),
+        ("maps", "gmms", lambda: mixture_panels(data, colors, title, confused),
+         f"{title}: each concept's Gaussian mixture on the map (grey: every other LoCE)"),
         ("purity", "dendrogram", lambda: dendrogram_of(data, colors, title),
          f"{title}: dendrogram of the purity clustering, cut at its clusters"),
-        ("retrieval", "retrieval", lambda: retrieval_figure(source, data, colors, seed=context.seed),
-         lambda detail: f"{title}: {detail}"),
-        ("outliers", "outliers", lambda: outlier_figure(source, data, colors),
-         f"{title}: most outlying LoCEs per concept (rank · summed cosine distance)"),
-        ("subconcepts", "subconcepts", lambda: subconcept_figure(source, data, colors, seed=context.seed),
-         f"{title}: members of each sub-concept ({method}; row: concept/sub-concept, share)"),
-        ("mixed", "cluster", lambda: mixed_cluster_figure(source, data, colors),
-         lambda cluster: f"{title}: cluster {int(cluster['cluster'])} of the purity clustering, "
-         f"{int(cluster['size'])} LoCEs: {cluster['composition']}"),
     ]  # fmt: skip
     out: dict[str, list[FigureRef]] = {}
     for key, kind, draw, caption in jobs:
-        ref = save(draw, kind, caption, tags, sources=sources, extra=[title, context.seed])
+        extra = [title, context.seed] + (confused if kind == "gmms" else [])
+        ref = save(draw, kind, caption, tags, sources=[_figure_dir(a)], extra=extra)
         if ref is not None:
-            out[key] = [ref]
+            out.setdefault(key, []).append(ref)
     return out
+
+
+def _layer_galleries(a: AnalysedLayer, tiles: TileMaker, seed: int) -> dict[str, Gallery]:
+    """The per-(model, layer) galleries of object crops, by section (HTML from thumbnails, nothing drawn)."""
+    data, title, tags = a.data, a.title, a.tags
+    found = {
+        "retrieval": retrieval_gallery(tiles, data, title, tags, seed=seed),
+        "outliers": outlier_gallery(tiles, data, title, tags),
+        "subconcepts": subconcept_gallery(tiles, data, title, tags, seed=seed),
+        "mixed": mixed_cluster_gallery(tiles, data, title, tags),
+    }
+    return {key: gallery for key, gallery in found.items() if gallery is not None}
 
 
 def analysis_sections(context: SectionContext) -> list[Section]:
@@ -304,7 +328,7 @@ def analysis_sections(context: SectionContext) -> list[Section]:
         sections["summary"].tables.append(
             Table("Headline numbers (protocol: default)", _without_run(tables["headline"], several))
         )
-    sources = {run: ImageSource(run) for run in {a.run for a in layers}}
+    sources = {run: context.image_source(run) for run in {a.run for a in layers}}
     thumbs = context.figures.parent / "thumbs"
     for a in tqdm(layers, desc="analysis figures", disable=not context.progress, leave=False):
         source = sources[a.run]
@@ -314,8 +338,12 @@ def analysis_sections(context: SectionContext) -> list[Section]:
         if built is not None:
             context.maps.append(built)
         with context.timer(f"analysis figures {a.title}", group="analysis figures"):
-            for key, refs in _layer_figures(a, source, context, save).items():
+            for key, refs in _layer_figures(a, context, save, _confused_concepts(tables, a)).items():
                 sections[key].figures.extend(refs)
+        with context.timer(f"galleries {a.title}", group="galleries"):
+            tiles = TileMaker(source, thumbs, context.colors)
+            for key, gallery in _layer_galleries(a, tiles, context.seed).items():
+                sections[key].galleries.append(gallery)
     with context.timer("separation and retrieval figures", group="analysis figures"):
         sections["separation"].figures[:0] = _separation_figures(layers, tables, outputs, save)
         sections["retrieval"].figures[:0] = _retrieval_curves(layers, outputs, save)
@@ -364,7 +392,7 @@ def analysis_sections(context: SectionContext) -> list[Section]:
             truth_tables[name] = tables[name]
             truth.tables.append(Table(title, frame, caption=caption, max_rows=400))
     context.findings.extend(ground_truth_findings(truth_tables, "ground-truth"))
-    found = [s for s in sections.values() if s.figures or s.tables]
+    found = [s for s in sections.values() if s.figures or s.galleries or s.tables]
     return found + [s for s in (truth, paper_section) if s is not None and s.tables]
 
 
