@@ -46,6 +46,10 @@ class ImageSource:
         frame = self.store.frame(method="loce", columns=MASK_COLUMNS)  # a mask is the same in every layer
         frame = frame.drop_duplicates(["sample_id", "concept"])
         self.rows = frame.set_index(["sample_id", "concept"])
+        keys = list(zip(frame["sample_id"].astype(str), frame["concept"].astype(str)))
+        # plain dicts: a pandas MultiIndex lookup costs milliseconds, and a report makes thousands
+        self._images = dict(zip(keys, frame["image"].astype(str)))
+        self._masks = dict(zip(keys, zip(frame["mask_rle"], frame["mask_height"], frame["mask_width"])))
         self.missing: set[str] = set()
         self.image = lru_cache(maxsize=64)(self._read)
 
@@ -75,18 +79,14 @@ class ImageSource:
 
     def image_of(self, sample_id: str, concept: str) -> str | None:
         """The ``image`` value (relative path) of a LoCE."""
-        key = (str(sample_id), str(concept))
-        return str(self.rows.at[key, "image"]) if key in self.rows.index else None
+        return self._images.get((str(sample_id), str(concept)))
 
     def mask(self, sample_id: str, concept: str) -> np.ndarray | None:
         """The concept's boolean mask in the sample (``None`` when the store has no mask for it)."""
-        key = (str(sample_id), str(concept))
-        if key not in self.rows.index:
+        rle, height, width = self._masks.get((str(sample_id), str(concept)), (None, 0, 0))
+        if not isinstance(rle, str):
             return None
-        row = self.rows.loc[key]
-        if not isinstance(row["mask_rle"], str):
-            return None
-        return mask_from_rle(row["mask_rle"], int(row["mask_height"]), int(row["mask_width"]))
+        return mask_from_rle(rle, int(height), int(width))
 
     def thumbnail(self, sample_id: str, concept: str, folder: Path, color: str) -> Path | None:
         """The LoCE's thumbnail in ``folder`` (written on first use, then reused), or ``None`` if unreadable.

@@ -108,22 +108,25 @@ def loce_map(
     ids = point_ids(loces)
     cols, values = data.neighbour_table(k)
     sims = data.neighbours["similarity"].notna().all()
+    samples = loces["sample_id"].astype(str).to_numpy()
+    concepts = loces["concept"].astype(str).to_numpy()
+    names = loces["image"].astype(str).to_numpy() if "image" in loces.columns else samples
+    xs, ys = loces["map_x"].to_numpy(float), loces["map_y"].to_numpy(float)
+    ious = loces["iou"].to_numpy(float) if "iou" in loces.columns else np.full(len(loces), np.nan)
     points = []
     for r in on_map:
-        row = loces.iloc[r]
-        key = (str(row["sample_id"]), str(row["concept"]))
-        iou = row["iou"] if "iou" in loces.columns else None
+        key = (samples[r], concepts[r])
         points.append(
             MapPoint(
                 str(ids[r]),
-                float(row["map_x"]),
-                float(row["map_y"]),
-                str(row["concept"]),
-                label=str(row["image"]) if "image" in loces.columns else key[0],
+                float(xs[r]),
+                float(ys[r]),
+                concepts[r],
+                label=names[r],
                 thumbnail=thumbnails.get(key),
                 neighbours=[str(ids[j]) for j in cols[r]],
                 similarities=[float(v) for v in values[r]] if sims else None,
-                iou=None if iou is None or pd.isna(iou) else float(iou),
+                iou=None if not np.isfinite(ious[r]) else float(ious[r]),
                 attributes=dict((attributes or {}).get(key, {})),
             )
         )
@@ -134,9 +137,7 @@ def loce_map(
         note += " (a stratified subsample: each concept keeps its share)"
     note += f"; clicking lists the {cols.shape[1]} nearest LoCEs among all {len(loces):,}"
     note += " (cosine similarity)." if sims else " (distance)."
-    missing = sum(
-        1 for r in on_map if (str(loces.at[r, "sample_id"]), str(loces.at[r, "concept"])) not in thumbnails
-    )
+    missing = sum(1 for r in on_map if (samples[r], concepts[r]) not in thumbnails)
     if missing:
         note += f" {missing} points have no thumbnail (image not readable)."
     return LoceMap(title, points, tags, note=note, ellipses=map_ellipses(data.map_mixtures))

@@ -20,7 +20,7 @@ import pandas as pd
 from loce import __version__
 from loce.figures.colors import concept_colors
 from loce.report.data import FigureRef, Gallery, LoceMap, ReportData, Section, Table, Tags
-from loce.report.markup import Markup, el, json_script, raw
+from loce.report.markup import Markup, el, escape, json_script, raw
 
 UrlOf = Callable[[Path], str]
 FILTER_DIMENSIONS = ("model", "layer", "concept")
@@ -104,26 +104,28 @@ def render_table(table: Table, colors: Mapping[str, str]) -> Markup:
         ],
     )
     rows = []
+    columns = list(frame.columns)
+    is_numeric = [c in numeric for c in columns]
     for record in shown.itertuples(index=False, name=None):
+        # cells are joined as strings (thousands per table): the same markup el() writes, every value escaped
         cells, attrs = [], {}
-        for column, value in zip(frame.columns, record):
+        for column, num, value in zip(columns, is_numeric, record):
             if column in FILTER_DIMENSIONS and not pd.isna(value):
                 attrs[f"data_{column}"] = str(value)
-            text = format_value(value, table.float_digits)
-            if column in numeric:
+            text = escape(format_value(value, table.float_digits))
+            if num:
                 sort_value = float(value) if value is not None and not pd.isna(value) else None
                 cells.append(
-                    el("td", text, class_="num", data_v=sort_value if sort_value is not None else "")
+                    f'<td class="num" data-v="{escape(sort_value if sort_value is not None else "")}">{text}</td>'
                 )
             elif column == "concept" and str(value) in colors:
-                cells.append(
-                    el("td", el("span", class_="swatch", style=f"background:{colors[str(value)]}"), text)
-                )
+                swatch = el("span", class_="swatch", style=f"background:{colors[str(value)]}")
+                cells.append(f"<td>{swatch}{text}</td>")
             else:
-                cells.append(el("td", text))
+                cells.append(f"<td>{text}</td>")
         if attrs:
             attrs["data_filterable"] = True
-        rows.append(el("tr", cells, **attrs))
+        rows.append(el("tr", raw("".join(cells)), **attrs))
     more = (
         el("p", f"Showing the first {len(shown):,} of {len(frame):,} rows.", class_="muted small")
         if len(frame) > len(shown)

@@ -24,9 +24,20 @@ class FilePlacer:
     def __init__(self, out: Path):
         self.out = Path(out).resolve()
         self._urls: dict[Path, str] = {}
+        self._folders: dict[Path, Path] = {}  # folder -> resolved folder (thousands of thumbnails share one)
+
+    def _resolve(self, path: Path) -> Path:
+        path = Path(path)
+        if path.name in ("", ".", ".."):
+            return path.resolve()
+        folder = self._folders.get(path.parent)
+        if folder is None:
+            folder = self._folders[path.parent] = path.parent.resolve()
+        source = folder / path.name
+        return source.resolve() if source.is_symlink() else source
 
     def __call__(self, path: Path) -> str:
-        source = Path(path).resolve()
+        source = self._resolve(path)
         if source in self._urls:
             return self._urls[source]
         if not source.is_file():
