@@ -244,7 +244,7 @@ def _confused_concepts(tables: dict[str, pd.DataFrame], a: AnalysedLayer) -> lis
     if pairs is None or pairs.empty:
         return []
     mine = pairs[
-        (pairs["run"] == a.run.name) & (pairs["model"] == a.data.model) & (pairs["layer"] == a.data.layer)
+        (pairs["run"] == a.label) & (pairs["model"] == a.data.model) & (pairs["layer"] == a.data.layer)
     ].sort_values("rank", kind="stable")
     return [str(c) for pair in zip(mine["concept_a"], mine["concept_b"]) for c in pair]
 
