@@ -37,8 +37,8 @@ from loce.cbm.io import load_cbm, save_cbm
 from loce.cbm.outputs import Comparison, write_comparison
 from loce.cbm.train import CBMConfig, train_cbm
 from loce.errors import InputError, StoreError
+from loce.fit.projection import concept_logits
 from loce.localize.engine import instance_centroids
-from loce.localize.heatmaps import concept_logits
 from loce.models import LoadedModel
 from loce.run_layout import CbmComparisonFiles, CbmModelFiles, RunLayout
 
