@@ -37,10 +37,8 @@ from loce.fit.fitter import (
     initial_vectors,
     shared_channel_scales,
 )
-from loce.fit.objectives import get_objective
 from loce.fit.projection import projection_iou
 from loce.fit.settings import FitSettings, resolve_settings
-from loce.fit.solvers import get_solver
 
 
 @dataclass
@@ -122,8 +120,6 @@ def fit_shared_vector(
         targets.soft[torch.from_numpy(rows)].to(device),
         initial_vectors(settings, 1, c, seed).to(device),
         settings,
-        get_objective(settings.objective)(settings),
-        get_solver(settings.solver)(settings),
         chunk=chunk,
     )
     vector = solution.vector if scales is None else solution.vector * scales[0]

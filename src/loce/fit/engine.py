@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from loce.fit.objectives import Objective
+from loce.fit.objectives import Objective, get_objective
 from loce.fit.settings import FitSettings
-from loce.fit.solvers import Solver
+from loce.fit.solvers import Solver, get_solver
 from loce.fit.targets import interpolation_matrix
 
 
@@ -231,14 +231,7 @@ def solve_chunk(
 
 
 def solve_shared(
-    activations: Tensor,
-    target: Tensor,
-    init: Tensor,
-    settings: FitSettings,
-    objective: Objective,
-    solver: Solver,
-    *,
-    chunk: int,
+    activations: Tensor, target: Tensor, init: Tensor, settings: FitSettings, *, chunk: int
 ) -> SharedSolution:
     """Fit ONE vector to ``n`` samples jointly: the sum of the samples' objectives, as :func:`solve_chunk` does.
 
@@ -250,20 +243,19 @@ def solve_shared(
         activations: ``n x C x h x w`` float32 activations.
         target: ``n x G x G`` soft targets.
         init: the ``1 x C`` initial vector.
-        settings, objective, solver: as for :func:`solve_chunk`.
+        settings: the fit settings; their objective and solver are looked up in the registries.
         chunk: samples processed at once.
 
     Example:
-        >>> from loce.fit import PRESETS, get_objective, get_solver
-        >>> s = PRESETS["paper"]
+        >>> from loce.fit import PRESETS
         >>> target = torch.zeros(3, 100, 100); target[:, 20:60, 30:70] = 1
-        >>> fit = solve_shared(torch.randn(3, 8, 7, 7), target, torch.zeros(1, 8), s,
-        ...                    get_objective(s.objective)(s), get_solver(s.solver)(s), chunk=2)
+        >>> fit = solve_shared(torch.randn(3, 8, 7, 7), target, torch.zeros(1, 8), PRESETS["paper"], chunk=2)
         >>> fit.vector.shape, fit.loss.shape, fit.steps
         (torch.Size([8]), torch.Size([3]), 50)
     """
     n, c, h, w = activations.shape
     grid = settings.grid
+    objective, solver = get_objective(settings.objective)(settings), get_solver(settings.solver)(settings)
     chunk = max(1, min(int(chunk), n))
     op = GridOperator(h, w, grid, chunk, activations.device)
     acts = _samples_last(activations)
