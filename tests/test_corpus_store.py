@@ -491,7 +491,7 @@ def overlapping_jobs(tmp, monkeypatch, capsys):
     run = make_run(tmp / "RUN", specs=(SPEC, twin))
     with pytest.raises(StoreError, match=r"jobs 'lite0', 'lite0b' both hold.*`loce --jobs lite0 COMMAND"):
         LoCEStore.open(run).vectors(layer="l1")
-    assert main(["check", str(run)]) == 0 and "note: jobs 'lite0', 'lite0b'" in capsys.readouterr().out
+    assert main(["check", str(run)]) == 0 and "note: jobs 'lite0', 'lite0b'" in capsys.readouterr().err
     assert LoCEStore.open(run, jobs=["lite0b"]).vectors(layer="l1")[0].shape[0] == n_ok(GROUPS)
 
 

@@ -209,7 +209,7 @@ def test_check_notes_overlapping_jobs_without_failing(tmp_path, capsys):
     twin = JobSpec("lite0b", model="m", layers=("l1", "l2"), settings_id="paper-5678")
     run = make_run(tmp_path / "RUN", specs=(SPEC, twin), groups=((0, 1),))
     assert main(["check", str(run)]) == 0
-    assert "note: jobs 'lite0', 'lite0b' both hold" in capsys.readouterr().out
+    assert "note: jobs 'lite0', 'lite0b' both hold" in capsys.readouterr().err  # notes go to stderr
 
 
 # ---------------------------------------------------------------- point 10: only loce's own temp files

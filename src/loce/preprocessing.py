@@ -208,10 +208,11 @@ class CallablePreprocessing:
 
     Example:
         >>> def prep(image):
-        ...     return torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        ...     x = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        ...     return torch.nn.functional.interpolate(x[None], size=(8, 6))[0]
         >>> wrapped = CallablePreprocessing.wrap(prep)
-        >>> wrapped([np.zeros((8, 6, 3), dtype=np.uint8)]).shape
-        torch.Size([1, 3, 8, 6])
+        >>> wrapped.size, wrapped([np.zeros((20, 30, 3), dtype=np.uint8)]).shape
+        ((8, 6), torch.Size([1, 3, 8, 6]))
     """
 
     function: Any

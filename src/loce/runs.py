@@ -26,6 +26,7 @@ from loce.data.dataset import ConceptDataset
 from loce.data.sample import Sample
 from loce.errors import InputError
 from loce.models import LoadedModel
+from loce.reprs import short_repr
 from loce.run_options import RunOptions
 from loce.store import JobSpec, LoCEStore
 from loce.store.layer_order import module_depths
@@ -67,6 +68,8 @@ class RunSummary:
         images_forwarded: images whose activations this call computed with a forward pass;
             ``images_cached``: images whose activations came from the activation cache.
     """
+
+    __repr__ = short_repr
 
     out: Path
     job: str

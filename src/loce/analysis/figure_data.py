@@ -22,6 +22,7 @@ from loce.analysis.gmm import GMMResult, fit_gmms
 from loce.analysis.inputs import stratified_subsample
 from loce.analysis.neighbours import scan_neighbourhoods
 from loce.errors import LoceError
+from loce.reprs import short_repr
 
 if TYPE_CHECKING:  # pragma: no cover
     from loce.analysis.purity import PurityResult
@@ -56,6 +57,8 @@ class FigureData:
         >>> data = read_figure_data("RUN/analysis/layers/efficientnet-lite0___blocks.10")  # doctest: +SKIP
         >>> data.loces.dropna(subset=["map_x"]).groupby("concept").size()  # doctest: +SKIP
     """
+
+    __repr__ = short_repr
 
     model: str
     layer: str

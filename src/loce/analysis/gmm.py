@@ -16,6 +16,7 @@ import pandas as pd
 from loce.analysis.errors import AnalysisError
 from loce.analysis.inputs import ConceptIndex, prepare
 from loce.analysis.reduce import Reducer, fit_reducer
+from loce.reprs import short_repr
 
 OVERALL = "(all)"
 
@@ -33,6 +34,8 @@ class MixtureFit:
         small: per component, weight < ``min_weight`` (outlier components).
         composition: c x K concept counts of the members assigned to each component.
     """
+
+    __repr__ = short_repr
 
     name: str
     members: np.ndarray
@@ -58,6 +61,8 @@ class MixtureFit:
 @dataclass
 class GMMResult:
     """Per-concept and label-agnostic mixtures in one reduced space (see :func:`fit_gmms`)."""
+
+    __repr__ = short_repr
 
     space: str
     reducer: Reducer = field(repr=False)
@@ -149,7 +154,7 @@ def fit_mixture(
     Example:
         >>> rng = np.random.default_rng(0)
         >>> Y = np.concatenate([rng.normal(0, 1, (40, 2)), rng.normal(9, 1, (40, 2))])
-        >>> fit_mixture(Y, range(1, 5), min_component_size=10)[0].n_components
+        >>> int(fit_mixture(Y, range(1, 5), min_component_size=10)[0].n_components)
         2
     """
     from sklearn.mixture import GaussianMixture

@@ -18,6 +18,7 @@ from loce.analysis.distances import DEFAULT_BLOCK_BYTES, BlockScorer, rows_per_b
 from loce.analysis.errors import TooFewSamplesError
 from loce.analysis.inputs import ConceptIndex, prepare
 from loce.analysis.ranking import average_precision_block, top_k_block
+from loce.reprs import short_repr
 
 
 @dataclass
@@ -40,6 +41,8 @@ class NeighbourhoodScan:
         notes: what a reader must know about how the scan was made (e.g. approximate neighbours).
         quality: figures of merit of an approximate scan (e.g. ``approximate_recall_at_10``), reported with it.
     """
+
+    __repr__ = short_repr
 
     concepts: np.ndarray
     labels: np.ndarray

@@ -17,6 +17,7 @@ import pandas as pd
 from loce.analysis.distances import normalize_rows
 from loce.analysis.errors import AnalysisError
 from loce.analysis.inputs import ConceptIndex, prepare
+from loce.reprs import short_repr
 
 OUTLIER_METHODS = ("summed_cosine", "lof", "isolation_forest")
 
@@ -32,6 +33,8 @@ class OutlierResult:
         ranks: method -> N ranks within the concept (1 = most outlying; ties: lower index first).
         ids: optional N sample ids.
     """
+
+    __repr__ = short_repr
 
     labels: np.ndarray = field(repr=False)
     concepts: np.ndarray

@@ -41,6 +41,7 @@ from loce.analysis.resampled import mean_off_diagonal
 from loce.analysis.retrieval import RetrievalResult
 from loce.analysis.separation import ConceptSeparation, confused_pairs, separation_index
 from loce.analysis.subconcepts import find_subconcepts
+from loce.reprs import short_repr
 
 PURITY_PRESETS = {"relaxed": (0.05, 0.8), "strict": (0.025, 0.9)}
 SEPARATION_EPS = 1e-6
@@ -60,8 +61,8 @@ def protocol_sample(labels: object, seed: int, per_concept: int = 100) -> np.nda
     sorted order, members in their given order); the first ``per_concept`` of each shuffle are taken.
 
     Example:
-        >>> protocol_sample(["a", "a", "a", "b"], seed=0, per_concept=2).tolist()
-        [1, 2, 3]
+        >>> protocol_sample(["a", "a", "a", "b"], seed=0, per_concept=2).tolist()  # 2 of the 3 "a", the "b"
+        [0, 2, 3]
     """
     lab = np.asarray(labels).astype(str)
     if per_concept < 1:
@@ -85,6 +86,8 @@ def group_size(coefficient: float, n_loaded: int) -> int:
 @dataclass
 class SeedResult:
     """Numbers and per-concept / per-pair values of one seed."""
+
+    __repr__ = short_repr
 
     numbers: dict[str, float]
     pairs: pd.DataFrame | None = None

@@ -16,6 +16,7 @@ import pandas as pd
 from loce.analysis.distances import normalize_rows
 from loce.analysis.errors import AnalysisError, TooFewSamplesError, TooManySamplesError
 from loce.analysis.inputs import ConceptIndex, prepare
+from loce.reprs import short_repr
 
 LINKAGES = ("ward", "complete", "average", "single")
 DEFAULT_MAX_SAMPLES = 15_000
@@ -37,6 +38,8 @@ class PurityResult:
         linkage, metric, max_share, min_purity: the settings used.
         ids: optional N sample ids.
     """
+
+    __repr__ = short_repr
 
     purity: float
     n_clusters: int

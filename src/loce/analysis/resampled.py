@@ -24,7 +24,7 @@ def pairwise_distances(X: np.ndarray, metric: str) -> np.ndarray:
     Cosine: zero vectors have distance 1 to everything else; Euclidean: exact duplicates have distance 0.
 
     Example:
-        >>> pairwise_distances(np.array([[0.0, 0], [3, 4]]), "euclidean")[0, 1]
+        >>> float(pairwise_distances(np.array([[0.0, 0], [3, 4]]), "euclidean")[0, 1])
         5.0
     """
     X = np.asarray(X, dtype=np.float64)

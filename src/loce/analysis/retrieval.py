@@ -21,6 +21,7 @@ from loce.analysis.errors import AnalysisError, TooFewSamplesError
 from loce.analysis.inputs import ConceptIndex, as_vectors, prepare
 from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
 from loce.analysis.ranking import top_k_block
+from loce.reprs import short_repr
 
 DEFAULT_KS = (1, 5, 10, 20, 30, 40)
 BACKENDS = ("torch", "numpy", "faiss")
@@ -36,6 +37,8 @@ class KnnResult:
         distances: Q x k distances (cosine distance ``1 - similarity`` or Euclidean).
         metric: the metric used.
     """
+
+    __repr__ = short_repr
 
     indices: np.ndarray
     distances: np.ndarray
@@ -195,6 +198,8 @@ class RetrievalResult:
             0 for a concept with a single LoCE).
         average_precision: N average precisions (NaN where the concept has no other LoCE), or None.
     """
+
+    __repr__ = short_repr
 
     ks: tuple[int, ...]
     concepts: np.ndarray

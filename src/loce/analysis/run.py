@@ -45,9 +45,12 @@ from loce.analysis.purity import DEFAULT_MAX_SAMPLES, concept_purity
 from loce.analysis.resampled import analyse_resample, mean_off_diagonal, pairwise_distances
 from loce.analysis.retrieval import DEFAULT_KS, RetrievalResult
 from loce.analysis.separation import ConceptSeparation, confused_pairs, scan_dtype
+from loce.analysis.subconcepts import DEFAULT_DIMS as SUBCONCEPT_DIMS
+from loce.analysis.subconcepts import DEFAULT_METHOD as SUBCONCEPT_METHOD
 from loce.analysis.subconcepts import METHODS as SUBCONCEPT_METHODS
 from loce.analysis.subconcepts import find_subconcepts
 from loce.errors import LoceError
+from loce.reprs import short_repr
 from loce.run_layout import AnalysisFiles
 from loce.store.layer_order import LayerOrder
 
@@ -78,8 +81,8 @@ class AnalysisSettings:
     max_samples: int = DEFAULT_MAX_SAMPLES
     seed: int = 0
     progress: bool = False
-    subconcept_method: str = "gmm"
-    subconcept_dims: int = 2
+    subconcept_method: str = SUBCONCEPT_METHOD
+    subconcept_dims: int = SUBCONCEPT_DIMS
     loces_per_subconcept: int = 10
     figure_data: bool = True
     map_method: str = "umap"
@@ -131,6 +134,8 @@ class LayerAnalysis:
     ``interval`` says what the interval is, ``protocol`` which protocol produced the numbers, ``zero_vectors``
     how many all-zero LoCEs (failed fits) were left out.
     """
+
+    __repr__ = short_repr
 
     model: str
     layer: str

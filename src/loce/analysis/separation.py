@@ -23,6 +23,7 @@ from loce.analysis.distances import DEFAULT_BLOCK_BYTES
 from loce.analysis.errors import AnalysisError, TooFewSamplesError
 from loce.analysis.inputs import ConceptIndex
 from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
+from loce.reprs import short_repr
 
 if TYPE_CHECKING:
     from loce.analysis.purity import PurityResult
@@ -45,6 +46,8 @@ class ConceptSeparation:
         overlap_any: K, share of each concept's LoCEs whose nearest other LoCE has another concept
             (1 - leave-one-out 1-NN accuracy), or None.
     """
+
+    __repr__ = short_repr
 
     concepts: np.ndarray
     counts: np.ndarray
@@ -212,6 +215,8 @@ class ConfusedPairs:
             ``overlap_ab``, ``overlap_ba``, ``separation``.
         weights: the weights used.
     """
+
+    __repr__ = short_repr
 
     table: pd.DataFrame
     weights: dict[str, float]

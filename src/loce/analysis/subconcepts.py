@@ -17,8 +17,13 @@ from loce.analysis.gmm import default_min_component_size, fit_mixture
 from loce.analysis.inputs import prepare
 from loce.analysis.purity import linkage_matrix
 from loce.analysis.reduce import fit_reducer
+from loce.reprs import short_repr
 
 METHODS = ("dendrogram", "gmm")
+# the defaults of find_subconcepts, AnalysisSettings and `loce analyze` (a BIC-selected mixture in a 2-D PCA:
+# see AnalysisSettings for why few dimensions)
+DEFAULT_METHOD = "gmm"
+DEFAULT_DIMS = 2
 SILHOUETTE_SAMPLE = 3000  # larger concepts: silhouette on a seeded random sample of this many LoCEs
 
 
@@ -37,6 +42,8 @@ class SubConcepts:
             BIC, lower is better, for the GMM); empty when the number was given.
         ids: optional sample ids of the members.
     """
+
+    __repr__ = short_repr
 
     concept: str
     method: str
@@ -90,14 +97,14 @@ def find_subconcepts(
     labels: object,
     concept: str,
     *,
-    method: str = "dendrogram",
+    method: str = DEFAULT_METHOD,
     n_subconcepts: int | None = None,
     distance_threshold: float | None = None,
     max_subconcepts: int = 8,
     linkage: str = "ward",
     metric: str = "euclidean",
     min_silhouette: float = 0.1,
-    n_dims: int = 5,
+    n_dims: int = DEFAULT_DIMS,
     ids: Sequence | None = None,
     seed: int = 0,
 ) -> SubConcepts:
@@ -107,11 +114,11 @@ def find_subconcepts(
         X: N x D LoCEs (all concepts; only ``concept``'s rows are used).
         labels: N concept names.
         concept: the concept to split.
-        method: ``"dendrogram"`` (cut of a hierarchical clustering; the number chosen by the best silhouette,
+        method: ``"gmm"`` (the default, as in ``loce analyze``) or ``"dendrogram"`` (cut of a hierarchical clustering; the number chosen by the best silhouette,
             one sub-concept if no cut reaches ``min_silhouette``; above 3000 LoCEs the silhouette is estimated
-            on a seeded sample) or ``"gmm"`` (BIC-selected Gaussian mixture in a
+            on a seeded sample); ``"gmm"`` is a BIC-selected Gaussian mixture in a
             PCA of the concept's LoCEs with ``n_dims`` dimensions; few dimensions keep the full covariances
-            well determined for concepts of a few dozen LoCEs).
+            well determined for concepts of a few dozen LoCEs.
         n_subconcepts: force this number instead of choosing it.
         distance_threshold: dendrogram only: cut the tree at this merge distance (the publication's hand-chosen
             cut, e.g. three "car" clusters) instead of choosing the number by silhouette.

@@ -22,6 +22,7 @@ import pandas as pd
 
 from loce.analysis import AnalysisError, compare, stratified_subsample
 from loce.errors import StoreError
+from loce.reprs import short_repr
 from loce.store import LayerOrder, LoCEStore
 
 PER_SAMPLE = ("loce", "crop", "window", "masked-pool")
@@ -41,6 +42,8 @@ class MethodComparison:
         ks: the k values of precision@k.
         metric: ``"cosine"`` or ``"euclidean"`` (retrieval and separation; purity uses ward + euclidean).
     """
+
+    __repr__ = short_repr
 
     table: pd.DataFrame
     ks: tuple[int, ...]

@@ -32,6 +32,7 @@ from loce.baselines.embed import PER_SAMPLE_METHODS, EmbedOptions, embed_pairs
 from loce.batches import Pair
 from loce.errors import InputError
 from loce.models import LoadedModel
+from loce.reprs import short_repr
 
 LOCATION_METHODS = ("loce", *PER_SAMPLE_METHODS)
 """Methods the location analysis embeds with (a ``global`` vector does not depend on the image at all)."""
@@ -225,6 +226,8 @@ class LocationResult:
         scores: one row per (method, layer): ``method, layer, dim, n, r2, r2_x, r2_y, constant``.
         coords: one row per (method, layer, reducer, sample): ``x, y`` (position) and ``c1, c2`` (2-D map).
     """
+
+    __repr__ = short_repr
 
     positions: np.ndarray
     image_size: tuple[int, int]

@@ -40,6 +40,7 @@ from loce.errors import InputError, StoreError
 from loce.fit.projection import concept_logits
 from loce.localize.engine import instance_centroids
 from loce.models import LoadedModel
+from loce.reprs import short_repr
 from loce.run_layout import CbmComparisonFiles, CbmModelFiles, RunLayout
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
@@ -52,6 +53,8 @@ METRICS = ("alignment_error", "median_alignment_error", "pointing_game", "activa
 @dataclass
 class TrainSummary:
     """What :func:`train_on_scenes` did: where the model is, its test recognition and its history."""
+
+    __repr__ = short_repr
 
     out: Path
     name: str
@@ -207,7 +210,7 @@ def compare_models(
 
     Args:
         model_dirs: directories written by :func:`train_on_scenes` (same scenes and split).
-        loce_run: a LoCE run (``loce fit --out``) whose concept-mean LoCEs are projected onto the test images.
+        loce_run: a LoCE run (``loce fit RUN``) whose concept-mean LoCEs are projected onto the test images.
         loce_layer: the LoCE layer (default: the CBMs' layer when the run has it, else the run's first layer).
         scenes: the scene folder (default: the one recorded with the models).
         out: output directory (default ``loce_run/cbm/comparison``, or beside the first model).

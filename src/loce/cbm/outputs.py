@@ -18,6 +18,7 @@ from loce.cbm.evaluate import MapItem
 from loce.data.sample import Sample
 from loce.figures._base import PHOTO_FORMATS
 from loce.localize.heatmaps import resize_map
+from loce.reprs import short_repr
 from loce.run_layout import CbmComparisonFiles
 from loce.store.atomic import write_bytes_atomic
 
@@ -25,6 +26,8 @@ from loce.store.atomic import write_bytes_atomic
 @dataclass
 class Comparison:
     """What :func:`loce.cbm.experiment.compare_models` measured (tables) and wrote (files)."""
+
+    __repr__ = short_repr
 
     table: pd.DataFrame
     per_concept: pd.DataFrame

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from loce.cbm.locator import NORMALIZATIONS, SCHEDULES, RadiusSchedule, alignment_loss
 from loce.cbm.model import POOLINGS, ConceptBottleneck
 from loce.errors import InputError
+from loce.reprs import short_repr
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class CBMConfig:
 @dataclass
 class TrainResult:
     """A trained model and its per-epoch history (losses, radius, training accuracy)."""
+
+    __repr__ = short_repr
 
     model: ConceptBottleneck
     config: CBMConfig

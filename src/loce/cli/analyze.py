@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loce.cli.common import add_command, split_list
+from loce.cli.common import add_option, add_renamed, default_of, print_note, split_list
 from loce.cli.engine_options import add_engine_options, analysis_scanner
 
 EXAMPLES = """\
@@ -18,24 +18,24 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``analyze`` subcommand."""
-    from loce.analysis.retrieval import DEFAULT_KS
-    from loce.analysis.run import RUN_ANALYSES
+NAME = "analyze"
+HELP = "analyse the LoCE distributions of runs (retrieval, separation, confusion, purity, ...)"
+DESCRIPTION = (
+    "For every (model, layer) of each run: leave-one-out retrieval (precision@k, the paper's 'mAP@k', and "
+    "true mean average precision), separation and overlap of concepts, confused concept pairs, purity of "
+    "the hierarchical clustering, outliers per concept, Gaussian mixtures and sub-concepts. Writes CSV and "
+    "Parquet tables and summary.json to RUN/analysis/ (RUN/analysis_paper/ with --protocol paper) and prints "
+    "the headline numbers, each with a 95%% interval (bootstrap over images, or the spread over seeds)."
+)
 
-    parser = add_command(
-        subparsers,
-        "analyze",
-        help="analyse the LoCE distributions of runs (retrieval, separation, confusion, purity, ...)",
-        description=(
-            "For every (model, layer) of each run: leave-one-out retrieval (precision@k, the paper's 'mAP@k', and "
-            "true mean average precision), separation and overlap of concepts, confused concept pairs, purity of "
-            "the hierarchical clustering, outliers per concept, Gaussian mixtures and sub-concepts. Writes CSV and "
-            "Parquet tables and summary.json to RUN/analysis/ (RUN/analysis_paper/ with --protocol paper) and prints "
-            "the headline numbers, each with a 95%% interval (bootstrap over images, or the spread over seeds)."
-        ),
-        examples=EXAMPLES,
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``loce analyze``; every default is :class:`~loce.analysis.run.AnalysisSettings`'s."""
+    from loce.analysis.run import AnalysisSettings, analyze_run
+
+    def default(name: str):
+        return default_of(AnalysisSettings, name)
+
     parser.add_argument(
         "runs", nargs="+", metavar="RUN", type=Path, help="run directory written by `loce fit`"
     )
@@ -43,11 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--models", help="comma-separated model specs (none given: every model)")
     parser.add_argument("--concepts", help="comma-separated concepts (none given: every concept)")
     parser.add_argument(
-        "--analyses", default=",".join(RUN_ANALYSES), help=f"comma-separated, from: {', '.join(RUN_ANALYSES)}"
+        "--analyses",
+        default=",".join(default("analyses")),
+        help=f"comma-separated, from: {', '.join(default('analyses'))}",
     )
-    parser.add_argument(
+    add_option(
+        parser,
         "--metric",
-        default="cosine",
+        AnalysisSettings,
         choices=["cosine", "euclidean"],
         help="distance of retrieval and of separation/overlap (unless set apart below)",
     )
@@ -61,75 +64,96 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["cosine", "euclidean"],
         help="distance of retrieval (default: --metric; the paper's protocol: cosine)",
     )
-    parser.add_argument(
+    add_option(
+        parser,
         "--protocol",
-        default="default",
+        analyze_run,
         choices=["default", "paper"],
-        help="default: loce's analyses with bootstrap intervals, to RUN/analysis/; paper: the publication's "
-        "protocol (seeded per-concept samples, mean and 95%% spread over seeds; euclidean separation, cosine "
-        "retrieval, UMAP mixtures), to RUN/analysis_paper/ (docs/PAPER.md)",
+        help="default: loce's analyses with bootstrap intervals, to RUN/analysis/; paper: the publication's protocol (seeded per-concept samples, mean and 95%% spread over seeds; euclidean separation, cosine retrieval, UMAP mixtures), to RUN/analysis_paper/ (docs/PAPER.md)",
     )
-    parser.add_argument("--seeds", type=int, default=50, help="paper protocol: number of seeded samples")
-    parser.add_argument(
+    add_option(parser, "--seeds", AnalysisSettings, type=int, help="paper protocol: number of seeded samples")
+    add_option(
+        parser,
         "--map-seeds",
+        AnalysisSettings,
         type=int,
-        default=5,
         help="paper protocol: seeds on which the UMAP map and its mixtures are fitted (a few seconds each)",
     )
-    parser.add_argument(
-        "--per-concept", type=int, default=100, help="paper protocol: LoCEs sampled per concept and seed"
+    add_option(
+        parser,
+        "--per-concept",
+        AnalysisSettings,
+        type=int,
+        help="paper protocol: LoCEs sampled per concept and seed",
     )
     parser.add_argument(
         "--subconcept-distance",
         type=float,
         help="paper protocol: also cut each concept's dendrogram at this merge distance (sub-concepts)",
     )
-    parser.add_argument(
+    add_option(
+        parser,
         "--bootstrap",
+        AnalysisSettings,
         type=int,
-        default=200,
         help="resamples of the bootstrap over images behind the 95%% intervals (0: no intervals)",
     )
-    parser.add_argument("--ks", default=",".join(map(str, DEFAULT_KS)), help="k values of precision@k")
-    parser.add_argument("--no-map", action="store_true", help="skip the true mean average precision")
-    parser.add_argument("--min-per-concept", type=int, default=2, help="drop concepts with fewer LoCEs")
-    parser.add_argument(
+    parser.add_argument("--ks", default=",".join(map(str, default("ks"))), help="k values of precision@k")
+    add_renamed(
+        parser,
+        "--no-average-precision",
+        "--no-map",
+        action="store_true",
+        help="skip the true mean average precision (not the 2-D map: that is --map-method none)",
+    )
+    add_option(parser, "--min-per-concept", AnalysisSettings, type=int, help="drop concepts with fewer LoCEs")
+    add_option(
+        parser,
         "--max-samples",
+        AnalysisSettings,
         type=int,
-        default=15000,
         help="purity, GMMs and sub-concepts use at most this many LoCEs (stratified subsample)",
     )
-    parser.add_argument(
+    add_option(
+        parser,
         "--subconcept-method",
-        default="gmm",
+        AnalysisSettings,
         choices=["gmm", "dendrogram"],
-        help="sub-concepts: BIC-selected Gaussian mixture (in a PCA of the concept) or a dendrogram cut "
-        "chosen by silhouette",
+        help="sub-concepts: BIC-selected Gaussian mixture (in a PCA of the concept) or a dendrogram cut chosen by silhouette",
     )
-    parser.add_argument(
-        "--subconcept-dims", type=int, default=2, help="PCA dimensions of the sub-concept mixtures (gmm)"
-    )
-    parser.add_argument(
-        "--map-method",
-        default="umap",
-        choices=["umap", "pca", "none"],
-        help="2-D map of the LoCEs for the figures and the report (umap: the paper's; its first use compiles "
-        "for ~20 s)",
-    )
-    parser.add_argument(
-        "--map-points",
+    add_option(
+        parser,
+        "--subconcept-dims",
+        AnalysisSettings,
         type=int,
-        default=3000,
+        help="PCA dimensions of the sub-concept mixtures (gmm)",
+    )
+    add_option(
+        parser,
+        "--map-method",
+        AnalysisSettings,
+        choices=["umap", "pca", "none"],
+        help="2-D map of the LoCEs for the figures and the report (umap: the paper's; its first use compiles for ~20 s)",
+    )
+    add_option(
+        parser,
+        "--map-points",
+        AnalysisSettings,
+        type=int,
         help="LoCEs per (model, layer) on the map (stratified subsample)",
     )
-    parser.add_argument(
-        "--neighbours", type=int, default=10, help="nearest neighbours stored per LoCE (the map's click list)"
+    add_option(
+        parser,
+        "--neighbours",
+        AnalysisSettings,
+        type=int,
+        help="nearest neighbours stored per LoCE (the map's click list)",
     )
     parser.add_argument(
         "--no-figure-data", action="store_true", help="write only the tables (no RUN/analysis/layers/)"
     )
     parser.add_argument("--out", type=Path, help="output directory (default: RUN/analysis; one run only)")
-    parser.add_argument("--seed", type=int, default=0)
+    add_option(parser, "--seed", AnalysisSettings, type=int, help="seed of every random step")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_options(parser)
     parser.add_argument(
@@ -137,7 +161,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="ray: approximate neighbours (faiss HNSW) for very large stores, recall@k measured and reported",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         per_concept=args.per_concept,
         subconcept_distance=args.subconcept_distance,
         ks=ks,
-        average_precision=not args.no_map,
+        average_precision=not args.no_average_precision,
         min_per_concept=args.min_per_concept,
         max_samples=args.max_samples,
         seed=args.seed,
@@ -196,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         frames.append(frame)
         for result in results:
             for note in result.notes:
-                print(f"note: {path} {result.model} {result.layer}: {note}")
+                print_note(f"{path} {result.model} {result.layer}: {note}")
         print(f"wrote {out}")
     table = pd.concat(frames, ignore_index=True)
     if len(runs) > 1:

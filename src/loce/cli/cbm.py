@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from loce.cli.common import HelpFormatter, add_activation_cache_options, add_command, cache_options_from_args
+from loce.cli.common import (
+    HelpFormatter,
+    add_activation_cache_options,
+    add_option,
+    add_renamed,
+    cache_options_from_args,
+    default_of,
+    print_note,
+    split_list,
+)
 
 EXAMPLES = """
   loce cbm train --scenes scenes --out RUN/cbm/plain --no-locator --cache RUN/cache/activations
@@ -23,24 +32,22 @@ EVAL_EXAMPLES = """examples:
 """
 
 
-def register(subparsers) -> None:
-    from loce.cbm.experiment import DEFAULT_LAYER
+NAME = "cbm"
+HELP = "train and compare concept bottlenecks with a concept locator (Loc-CBM style)"
+DESCRIPTION = (
+    "Concept bottleneck models on a frozen backbone's feature map: one activation map per concept, pooled "
+    "into concept scores (supervised by the scene annotations), a linear class head on them, and "
+    "optionally the concept locator (Gaussian masks at each map's peak whose radius shrinks during "
+    "training, with an alignment loss between masked and raw maps)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``train`` and ``eval`` subcommands of ``loce cbm``; defaults are the Python functions'."""
+    from loce.cbm import compare_models, train_on_scenes
     from loce.cbm.locator import NORMALIZATIONS
     from loce.cbm.train import CBMConfig
 
-    defaults = CBMConfig()
-    parser = add_command(
-        subparsers,
-        "cbm",
-        help="train and compare concept bottlenecks with a concept locator (Loc-CBM style)",
-        description=(
-            "Concept bottleneck models on a frozen backbone's feature map: one activation map per concept, pooled "
-            "into concept scores (supervised by the scene annotations), a linear class head on them, and "
-            "optionally the concept locator (Gaussian masks at each map's peak whose radius shrinks during "
-            "training, with an alignment loss between masked and raw maps)."
-        ),
-        examples=EXAMPLES,
-    )
     sub = parser.add_subparsers(title="cbm commands", metavar="CBM_COMMAND")
     train = sub.add_parser(
         "train", help="train a CBM on a scene world", epilog=TRAIN_EXAMPLES, formatter_class=HelpFormatter
@@ -53,47 +60,42 @@ def register(subparsers) -> None:
         default=True,
         help="add the concept locator's alignment loss (--no-locator: plain CBM)",
     )
-    train.add_argument("--model", default="efficientnet-lite0", help="frozen backbone model spec")
-    train.add_argument("--layer", default=DEFAULT_LAYER, help="backbone layer whose feature map is used")
-    train.add_argument(
-        "--pooling", choices=("max", "mean"), default=defaults.pooling, help="spatial pooling of concept maps"
+    add_option(train, "--model", train_on_scenes, "backbone", help="frozen backbone model spec")
+    add_renamed(
+        train,
+        "--layers",
+        "--layer",
+        default=default_of(train_on_scenes, "layer"),
+        help="the backbone layer whose feature map is used (one)",
     )
-    train.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
-    train.add_argument("--lr", type=float, default=defaults.lr, help="learning rate (AdamW)")
-    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay")
-    train.add_argument(
-        "--train-batch-size", type=int, default=defaults.batch_size, help="images per training step"
+    add_option(train, "--pooling", CBMConfig, choices=("max", "mean"), help="spatial pooling of concept maps")
+    add_option(train, "--epochs", CBMConfig, type=int, help="training epochs")
+    add_option(train, "--lr", CBMConfig, type=float, help="learning rate (AdamW)")
+    add_option(train, "--weight-decay", CBMConfig, type=float, help="AdamW weight decay")
+    add_option(
+        train, "--train-batch-size", CBMConfig, "batch_size", type=int, help="images per training step"
     )
-    train.add_argument(
-        "--alignment-weight",
-        type=float,
-        default=defaults.alignment_weight,
-        help="weight of the alignment loss",
-    )
-    train.add_argument(
+    add_option(train, "--alignment-weight", CBMConfig, type=float, help="weight of the alignment loss")
+    add_option(
+        train,
         "--alignment-normalization",
+        CBMConfig,
         choices=NORMALIZATIONS,
-        default=defaults.alignment_normalization,
         help="minmax: the alignment loss sees each concept logit map min-max normalised; none: the raw sigmoid map",
     )
-    train.add_argument(
-        "--concept-weight", type=float, default=defaults.concept_weight, help="weight of the concept BCE"
-    )
-    train.add_argument(
-        "--radius-start", type=float, default=defaults.radius_start, help="r_max (fraction of the map's side)"
-    )
-    train.add_argument(
-        "--radius-end", type=float, default=defaults.radius_end, help="r_min (fraction of the map's side)"
-    )
-    train.add_argument(
+    add_option(train, "--concept-weight", CBMConfig, type=float, help="weight of the concept BCE")
+    add_option(train, "--radius-start", CBMConfig, type=float, help="r_max (fraction of the map's side)")
+    add_option(train, "--radius-end", CBMConfig, type=float, help="r_min (fraction of the map's side)")
+    add_option(
+        train,
         "--radius-schedule",
+        CBMConfig,
         choices=("cosine", "linear", "constant"),
-        default=defaults.radius_schedule,
         help="radius schedule",
     )
-    train.add_argument("--test-fraction", type=float, default=0.25, help="share of images held out")
-    train.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
-    train.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
+    add_option(train, "--test-fraction", train_on_scenes, type=float, help="share of images held out")
+    add_option(train, "--split-seed", train_on_scenes, type=int, help="seed of the train/test split")
+    add_option(train, "--seed", CBMConfig, type=int, help="seed of initialisation and data order")
     train.add_argument(
         "--cache",
         metavar="DIR",
@@ -105,7 +107,7 @@ def register(subparsers) -> None:
     train.add_argument("--device", default="cpu", help="where the backbone runs")
     train.add_argument("--batch-size", type=int, default=32, help="images per backbone forward pass")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    train.set_defaults(func=run_train)
+    train.set_defaults(func=run_train, command="cbm train")
 
     evaluate = sub.add_parser(
         "eval",
@@ -126,13 +128,29 @@ def register(subparsers) -> None:
         "--cache", metavar="DIR", help="activation cache directory; if omitted: the first model's"
     )
     add_activation_cache_options(evaluate)
-    evaluate.add_argument("--examples", type=int, default=6, help="test images in the heat-map figure")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the choice of example images")
+    add_option(evaluate, "--examples", compare_models, type=int, help="test images in the heat-map figure")
+    add_option(evaluate, "--seed", compare_models, type=int, help="seed of the choice of example images")
     evaluate.add_argument("--device", default="cpu", help="where the backbone runs")
     evaluate.add_argument("--batch-size", type=int, default=32, help="images per backbone forward pass")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
-    evaluate.set_defaults(func=run_eval)
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    evaluate.set_defaults(func=run_eval, command="cbm eval")
+    parser.set_defaults(print_help=parser.print_help)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``loce cbm`` without ``train`` or ``eval``: the help."""
+    args.print_help()
+    return 2
+
+
+def one_layer(text: str) -> str:
+    """The one layer of ``--layers`` (a CBM reads one feature map)."""
+    from loce.errors import InputError
+
+    layers = split_list(text) or []
+    if len(layers) != 1:
+        raise InputError(f"a concept bottleneck reads one layer; --layers {text!r} names {len(layers)}")
+    return layers[0]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -158,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
         args.out,
         config,
         backbone=args.model,
-        layer=args.layer,
+        layer=one_layer(args.layers),
         test_fraction=args.test_fraction,
         split_seed=args.split_seed,
         cache=cache_options_from_args(args, args.cache),
@@ -193,6 +211,6 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for note in result.notes:
-        print(f"note: {note}")
+        print_note(note)
     print(f"\nwrote {len(result.files)} files to {result.out}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from loce.cli.common import add_command
+from loce.cli.common import print_note
 
 EXAMPLES = """
   loce check RUN               # report problems, change nothing (exit 1 when there are any)
@@ -14,26 +14,24 @@ After --repair, run the same `loce fit` command again to recompute the images of
 """
 
 
-def register(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "check",
-        help="verify a run directory (and move damaged shards aside)",
-        description=(
-            "Verify a run: the manifest (readable, known format version), every file in loces/ (a shard of a "
-            "registered job, readable, Parquet page checksums intact, the store's columns), every row's job and "
-            "settings id, and that no (sample, concept, layer, method) is stored twice in a job. Jobs that hold "
-            "the same LoCEs are reported too (read them with `loce --jobs NAME ...`)."
-        ),
-        examples=EXAMPLES,
-    )
+NAME = "check"
+HELP = "verify a run directory (and move damaged shards aside)"
+DESCRIPTION = (
+    "Verify a run: the manifest (readable, known format version), every file in loces/ (a shard of a "
+    "registered job, readable, Parquet page checksums intact, the store's columns), every row's job and "
+    "settings id, and that no (sample, concept, layer, method) is stored twice in a job. Jobs that hold "
+    "the same LoCEs are reported too (read them with `loce --jobs NAME ...`)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``loce check``."""
     parser.add_argument("run", help="run directory written by `loce fit` / `loce embed`")
     parser.add_argument(
         "--repair",
         action="store_true",
         help="move damaged, foreign and duplicate shards to RUN/quarantine/ (never deletes)",
     )
-    parser.set_defaults(func=run)
 
 
 def _print_report(run, report) -> None:
@@ -41,8 +39,8 @@ def _print_report(run, report) -> None:
     for problem in report.problems:
         print(f"problem ({problem.kind}): {problem.message}")
     for overlap in report.overlaps:
-        print(
-            f"note: {overlap.describe()}; readers refuse to mix them, choose one with `loce --jobs "
+        print_note(
+            f"{overlap.describe()}; readers refuse to mix them, choose one with `loce --jobs "
             f"{overlap.jobs[0]} COMMAND ...`"
         )
 

@@ -1,9 +1,24 @@
-"""Helpers shared by the subcommands: help formatting and common option groups."""
+"""Helpers shared by the subcommands: registration, help formatting, common option groups and output streams.
+
+The conventions every subcommand follows (docs/CLI conventions in README.md):
+
+- a command that acts on a run takes it as the first positional argument (``loce fit RUN ...``); ``--out`` only
+  ever names an output directory;
+- one option name per idea (``--concepts``, ``--layers``, ``--models``, ``--ks``); an old name stays accepted
+  for one release as a hidden alias that prints a one-line ``loce: warning:`` (:func:`add_renamed`);
+- tables and results go to stdout, notes, progress and warnings to stderr (:func:`print_note`,
+  :func:`print_warning`);
+- defaults come from the Python functions the command calls (:func:`default_of`), so the two cannot disagree.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import sys
+from pathlib import Path
+from types import ModuleType
 
 from loce.preprocessing import RESIZE_MODES
 
@@ -21,13 +36,148 @@ def add_command(
     subparsers, name: str, *, help: str, description: str, examples: str
 ) -> argparse.ArgumentParser:
     """Add a subcommand parser with a description and an ``examples:`` epilog."""
-    return subparsers.add_parser(
+    parser = subparsers.add_parser(
         name,
         help=help,
         description=description,
         epilog="examples:\n" + examples.rstrip() + "\n",
         formatter_class=HelpFormatter,
     )
+    parser.set_defaults(command=name)
+    return parser
+
+
+def register_command(subparsers, module: ModuleType) -> argparse.ArgumentParser:
+    """Add the subcommand a ``loce.cli`` module describes and return its parser.
+
+    The module holds ``NAME``, ``HELP`` (one line for ``loce --help``), ``DESCRIPTION``, ``EXAMPLES``,
+    ``add_arguments(parser)`` and ``run(args) -> exit code``.
+    """
+    parser = add_command(
+        subparsers, module.NAME, help=module.HELP, description=module.DESCRIPTION, examples=module.EXAMPLES
+    )
+    module.add_arguments(parser)
+    parser.set_defaults(func=module.run)
+    return parser
+
+
+def default_of(target, name: str):
+    """The default of parameter (or dataclass field) ``name`` of ``target``: one place for CLI and Python.
+
+    Example:
+        >>> def f(x, *, k=3): ...
+        >>> default_of(f, "k")
+        3
+    """
+    if dataclasses.is_dataclass(target):
+        field = {f.name: f for f in dataclasses.fields(target)}[name]
+        if field.default_factory is not dataclasses.MISSING:
+            return field.default_factory()
+        return field.default
+    default = inspect.signature(target).parameters[name].default
+    if default is inspect.Parameter.empty:
+        raise TypeError(f"{target.__name__}() has no default for {name!r}")
+    return default
+
+
+def add_option(parser, flag: str, source, name: str | None = None, **kwargs) -> argparse.Action:
+    """Add ``flag`` with the default ``source`` gives ``name`` (default: the flag's name, ``--map-points`` ->
+    ``map_points``): the one way a subcommand takes a default from the Python function it calls.
+
+    Example:
+        >>> def fit(*, batch_size=32): ...
+        >>> add_option(argparse.ArgumentParser(), "--batch-size", fit, type=int).default
+        32
+    """
+    key = name or flag.lstrip("-").replace("-", "_")
+    return parser.add_argument(flag, default=default_of(source, key), **kwargs)
+
+
+def print_note(text: str) -> None:
+    """A note (something left out, a choice made for the user) on stderr: ``loce: note: text``."""
+    print(f"loce: note: {text}", file=sys.stderr)
+
+
+def print_warning(text: str) -> None:
+    """A warning on stderr: ``loce: warning: text``."""
+    print(f"loce: warning: {text}", file=sys.stderr)
+
+
+DEPRECATED = "works until the next release"
+
+
+def _alias_action(base: type[argparse.Action], new: str) -> type[argparse.Action]:
+    class DeprecatedAlias(base):  # type: ignore[misc, valid-type]
+        """An old option name: acts as ``new`` and says on stderr that it is deprecated."""
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            print_warning(f"{option_string} is deprecated; use {new} ({option_string} {DEPRECATED})")
+            super().__call__(parser, namespace, values, option_string)
+
+    return DeprecatedAlias
+
+
+def add_renamed(parser, new: str, old: str, *, required: bool = False, **kwargs) -> argparse.Action:
+    """Add option ``new`` and keep ``old`` as a deprecated alias (hidden from --help, which names it).
+
+    ``required`` holds for either spelling. Returns the action of ``new``.
+
+    Example:
+        >>> p = argparse.ArgumentParser()
+        >>> _ = add_renamed(p, "--ks", "--k", default="1,5", help="k values")
+        >>> p.parse_args(["--ks", "1,2"]).ks
+        '1,2'
+    """
+    holder = parser.add_mutually_exclusive_group(required=True) if required else parser
+    help_text = kwargs.pop("help", "")
+    action = holder.add_argument(new, help=f"{help_text} (formerly {old}, which {DEPRECATED})", **kwargs)
+    base = parser._registry_get("action", kwargs.get("action"), kwargs.get("action"))
+    alias = {k: v for k, v in kwargs.items() if k not in ("default", "action")}
+    holder.add_argument(
+        old,
+        dest=action.dest,
+        action=_alias_action(base, new),
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+        **alias,
+    )
+    return action
+
+
+def add_run_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The run directory as the first positional argument, with ``--out RUN`` kept as its deprecated spelling.
+
+    Read it with :func:`run_argument`.
+    """
+    parser.add_argument(
+        "run",
+        nargs="?",
+        type=Path,
+        metavar="RUN",
+        help=f"{help} (the old spelling --out RUN {DEPRECATED})",
+    )
+    parser.add_argument("--out", dest="run_via_out", type=Path, help=argparse.SUPPRESS)
+
+
+def run_argument(args: argparse.Namespace) -> Path:
+    """The run directory of a command that took :func:`add_run_argument`; warns about ``--out RUN``.
+
+    Raises:
+        InputError: no run given, or both spellings with different directories.
+    """
+    from loce.errors import InputError
+
+    given, old = args.run, getattr(args, "run_via_out", None)
+    if old is not None:
+        if given is not None and Path(given) != Path(old):
+            raise InputError(f"two run directories: {given} and --out {old}; give the run once, as RUN")
+        print_warning(
+            f"--out RUN is deprecated here; write `loce {args.command} {old} ...` (--out {DEPRECATED})"
+        )
+        given = old
+    if given is None:
+        raise InputError(f"give the run directory: `loce {args.command} RUN ...`")
+    return Path(given)
 
 
 def split_list(value: str | None) -> list[str] | None:
@@ -37,8 +187,11 @@ def split_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """Options choosing the dataset: ``--coco`` + ``--images``, ``--voc`` or ``--folder``, and filters."""
+def add_data_options(parser: argparse.ArgumentParser, *, concepts: bool = True) -> None:
+    """Options choosing the dataset: ``--coco`` + ``--images``, ``--voc`` or ``--folder``, and filters.
+
+    ``concepts=False`` leaves out ``--concepts`` (for a command whose own ``--concepts`` chooses the data).
+    """
     group = parser.add_argument_group("data (one of --coco, --voc, --folder)")
     group.add_argument("--coco", metavar="JSON", help="COCO-format annotation file (polygons or RLE)")
     group.add_argument("--images", metavar="DIR", help="image root for --coco (file names resolve under it)")
@@ -49,7 +202,10 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--folder", metavar="DIR", help="folder dataset: images/<name>.<ext> + masks/<name>/<concept>.png"
     )
-    group.add_argument("--categories", help="comma-separated concept names to keep (default: all)")
+    if concepts:
+        add_renamed(
+            group, "--concepts", "--categories", help="comma-separated concept names to keep (default: all)"
+        )
     group.add_argument(
         "--max-per-category", type=int, help="keep at most this many images per concept (seeded)"
     )
@@ -69,8 +225,14 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_dataset_from_args(args: argparse.Namespace):
-    """Build the :class:`~loce.data.ConceptDataset` the data options describe."""
+FROM_OPTION = "--concepts"
+
+
+def load_dataset_from_args(args: argparse.Namespace, concepts: list[str] | str | None = FROM_OPTION):
+    """Build the :class:`~loce.data.ConceptDataset` the data options describe.
+
+    ``concepts``: the concepts to keep (``None``: all); by default those of ``--concepts``.
+    """
     from loce.data import load_coco, load_folder, load_voc
     from loce.errors import InputError
 
@@ -79,7 +241,7 @@ def load_dataset_from_args(args: argparse.Namespace):
         raise InputError(
             "choose exactly one data source: --coco JSON --images DIR, --voc DIR or --folder DIR"
         )
-    categories = split_list(args.categories)
+    categories = split_list(getattr(args, "concepts", None)) if concepts == FROM_OPTION else concepts
     limits = {"strict": args.strict, "max_pixels": args.max_pixels or None}
     if args.coco:
         if not args.images:
@@ -247,8 +409,7 @@ def load_model_from_args(args: argparse.Namespace):
 
 
 def add_run_options(parser: argparse.ArgumentParser, job_default: str) -> None:
-    """``--out``, ``--job`` and ``--no-progress``: where a run writes, under which job name, with a progress bar."""
-    parser.add_argument("--out", required=True, help="run directory (created, or resumed if it exists)")
+    """``--job``, ``--no-progress`` and ``--batch-memory``: the job name, the progress bar, the batch budget."""
     parser.add_argument("--job", help=f"job name inside the run (default: {job_default})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(

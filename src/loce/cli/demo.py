@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-from loce.cli.common import add_command
 from loce.run_layout import RunLayout
 
 EXAMPLES = """
@@ -26,22 +25,20 @@ LAYERS = "_blocks.10,_blocks.14"
 LOCALIZED_CONCEPTS = "soccer_ball,mug,cup,table,duck,teddy_bear"
 
 
-def register(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "demo",
-        help="run the whole pipeline on the built-in scene world and write the report",
-        description=(
-            "Render the scene world, fit LoCEs of EfficientNet-Lite0 (real ImageNet weights, offline), embed the "
-            "objects with the baselines, analyse the distributions, localise concepts, train the concept "
-            "bottleneck and write the HTML report. Prints every command it runs."
-        ),
-        examples=EXAMPLES,
-    )
+NAME = "demo"
+HELP = "run the whole pipeline on the built-in scene world and write the report"
+DESCRIPTION = (
+    "Render the scene world, fit LoCEs of EfficientNet-Lite0 (real ImageNet weights, offline), embed the "
+    "objects with the baselines, analyse the distributions, localise concepts, train the concept "
+    "bottleneck and write the HTML report. Prints every command it runs."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``loce demo``."""
     parser.add_argument("--out", default="demo-output", type=Path, help="folder for scenes, run and report")
     parser.add_argument("--n", type=int, default=200, help="number of scenes to render")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scenes and of every random step")
-    parser.set_defaults(func=run)
 
 
 def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
@@ -62,7 +59,7 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
     )
     steps: list[tuple[str, list[str]]] = [
         ("render the scene world", ["scenes", "--out", str(scenes), "--n", str(n), "--seed", str(seed)]),
-        ("fit LoCEs", ["fit", *model, "--layers", LAYERS, *data, "--out", str(run)]),
+        ("fit LoCEs", ["fit", str(run), *model, "--layers", LAYERS, *data]),
     ]
     for method, layers in (
         ("crop", LAYERS + ",_avg_pooling"),
@@ -73,7 +70,7 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
         steps.append(
             (
                 f"embed objects with the {method} baseline",
-                ["embed", "--method", method, *model, "--layers", layers, *data, "--out", str(run)],
+                ["embed", str(run), "--method", method, *model, "--layers", layers, *data],
             )  # fmt: skip
         )
     test_n = max(60, n)  # the concept bottlenecks train on 3/4 of it and are scored on the rest
@@ -82,12 +79,12 @@ def demo_commands(out: Path, n: int, seed: int) -> list[tuple[str, list[str]]]:
         ("analyse them with the publication's protocol (10 seeds, UMAP mixtures on 1)",
          ["analyze", str(run), "--protocol", "paper", "--seeds", "10", "--map-seeds", "1"]),
         ("compare LoCE with the baselines", ["compare-methods", str(run)]),
-        ("position in the embeddings", ["location", *model, "--layers", LAYERS, "--out", str(run)]),
+        ("position in the embeddings", ["location", str(run), *model, "--layers", LAYERS]),
         ("render held-out scenes for localisation",
          ["scenes", "--out", str(test_scenes), "--n", str(test_n), "--seed", str(seed + 1)]),
         ("localise concepts on the held-out scenes",
-         ["localize", str(run), "--concept", LOCALIZED_CONCEPTS, "--layers", LAYERS, "--kinds", "mean,loce,global",
-          *test_data, "--categories", LOCALIZED_CONCEPTS, "--name", "held-out"]),
+         ["localize", str(run), "--concepts", LOCALIZED_CONCEPTS, "--layers", LAYERS, "--kinds", "mean,loce,global",
+          *test_data, "--name", "held-out"]),
         ("train a plain concept bottleneck",
          ["cbm", "train", "--scenes", str(test_scenes), "--out", str(plain), "--no-locator",
           "--cache", str(activations), "--seed", str(seed)]),

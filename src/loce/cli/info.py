@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from loce.cli.common import add_command
-
 EXAMPLES = """
   loce info RUN
   loce info RUN --skips          # every skipped input with its reason
 """
 
 
-def register(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "info",
-        help="summarise a run directory",
-        description="Print the run (full path, run id), its jobs (model, layers, method, settings), LoCE counts, IoU and skips.",
-        examples=EXAMPLES,
-    )
+NAME = "info"
+HELP = "summarise a run directory"
+DESCRIPTION = "Print the run (full path, run id), its jobs (model, layers, method, settings), LoCE counts, IoU and skips."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``loce info``."""
     parser.add_argument("run", help="run directory written by `loce fit` / `loce embed`")
     parser.add_argument("--skips", action="store_true", help="list every skipped input with its reason")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

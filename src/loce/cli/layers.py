@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from loce.capture import WINDOW_BATCH, LayerInfo, list_layers
-from loce.cli.common import add_command, add_weights_options, load_model_from_args
+from loce.cli.common import add_weights_options, load_model_from_args
 from loce.models import KNOWN_SPECS
 
 EXAMPLES = """\
@@ -17,22 +17,20 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``layers`` subcommand."""
-    parser = add_command(
-        subparsers,
-        "layers",
-        help="list a model's layers with their output shapes",
-        description=(
-            "Run one dummy image through MODEL and list its layers with output shapes normalised to "
-            "C x h x w (NHWC maps permuted, token sequences without CLS/register tokens reshaped to the patch "
-            "grid). By default only blocks (modules with two or more sub-modules, and top-level modules) that "
-            "produce a feature map are shown; --all shows every module. MODEL is one of: "
-            + ", ".join(KNOWN_SPECS)
-            + "."
-        ),
-        examples=EXAMPLES,
-    )
+NAME = "layers"
+HELP = "list a model's layers with their output shapes"
+DESCRIPTION = (
+    "Run one dummy image through MODEL and list its layers with output shapes normalised to "
+    "C x h x w (NHWC maps permuted, token sequences without CLS/register tokens reshaped to the patch "
+    "grid). By default only blocks (modules with two or more sub-modules, and top-level modules) that "
+    "produce a feature map are shown; --all shows every module. MODEL is one of: "
+    + ", ".join(KNOWN_SPECS)
+    + "."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``loce layers``."""
     parser.add_argument("model", metavar="MODEL", help="model spec, e.g. efficientnet-lite0 or timm:NAME")
     parser.add_argument(
         "--input-size",
@@ -47,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     add_weights_options(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,11 +1,11 @@
 """The ``loce`` command: a thin face over the library's functions.
 
-Each subcommand lives in its own module of :mod:`loce.cli` and exposes ``register(subparsers)``, which adds its
-parser (with examples in the epilog) and sets ``func`` to a function taking the parsed arguments and returning
-an exit code. Errors are printed as one line (``loce: error: ...``), never as a traceback: the errors ``loce``
+Each subcommand lives in its own module of :mod:`loce.cli`: ``NAME``, ``HELP``, ``DESCRIPTION``, ``EXAMPLES``,
+``add_arguments(parser)`` and ``run(args) -> exit code`` (registered by :func:`loce.cli.common.register_command`;
+the conventions they share are in :mod:`loce.cli.common`). Errors are printed as one line (``loce: error: ...``), never as a traceback: the errors ``loce``
 raises on purpose (:class:`loce.errors.LoceError`), operating-system errors (a full disk, a read-only directory,
-naming the file) and, as a last resort, any other exception (with its type). ``--debug`` (before or after the
-command) shows the traceback. Output piped into ``head`` ends quietly when the reader goes away.
+naming the file) and, as a last resort, any other exception (with its type). The global options ``--debug`` (which shows
+the traceback) and ``--jobs`` are accepted before and after the command (and after ``cbm train`` / ``cbm eval``). Output piped into ``head`` ends quietly when the reader goes away.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import sys
 
 from loce import __version__
+from loce.cli.common import register_command
 from loce.errors import LoceError
 
 # Subcommand modules, in the order `loce --help` lists them (the pipeline's order).
@@ -51,10 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(parser, default=False)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
-    for command in sub.choices.values():  # global options are accepted after the command too
+        register_command(sub, importlib.import_module(name))
+    for command in command_parsers(parser):  # global options are accepted after the command too
         _add_global_options(command, default=argparse.SUPPRESS)
     return parser
+
+
+def command_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every (sub)command parser below ``parser``: ``fit``, ..., ``cbm``, ``cbm train``, ``cbm eval``."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += [child, *command_parsers(child)]
+    return found
 
 
 def _add_global_options(parser: argparse.ArgumentParser, default) -> None:

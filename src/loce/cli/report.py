@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loce.cli.common import add_command
-
 EXAMPLES = """\
   loce report runs/scenes --out report                 # then open report/index.html
   loce report runs/lite0 runs/lite1 --out compare      # two runs (e.g. two models) in one report
@@ -14,20 +12,18 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``report`` subcommand."""
-    parser = add_command(
-        subparsers,
-        "report",
-        help="write a self-contained HTML report of one or more runs",
-        description=(
-            "Read the runs' stores and write DIR/index.html with its figures in DIR/img: an overview (models, "
-            "layers, images, concepts, counts, skips, IoU), the LoCE quality per concept and layer, and example "
-            "images with their masks. The page opens offline from disk; nav-bar filters select a model, layer or "
-            "concept."
-        ),
-        examples=EXAMPLES,
-    )
+NAME = "report"
+HELP = "write a self-contained HTML report of one or more runs"
+DESCRIPTION = (
+    "Read the runs' stores and write DIR/index.html with its figures in DIR/img: an overview (models, "
+    "layers, images, concepts, counts, skips, IoU), the LoCE quality per concept and layer, and example "
+    "images with their masks. The page opens offline from disk; nav-bar filters select a model, layer or "
+    "concept."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``loce report``."""
     parser.add_argument(
         "runs", nargs="+", metavar="RUN", type=Path, help="run directory written by `loce fit`"
     )
@@ -39,7 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--profile", action="store_true", help="print the time of each part of the build to stderr"
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from loce.cli.common import add_command
-
 EXAMPLES = """\
   loce scenes --out scenes --n 500 --seed 0            # 500 scenes at 224 x 224, 2-4 worker processes
   loce scenes --out /tmp/s --n 50 --seed 0 --size 160  # smaller images
@@ -14,23 +12,21 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``scenes`` subcommand."""
-    parser = add_command(
-        subparsers,
-        "scenes",
-        help="render the built-in scene world (COCO format, exact masks)",
-        description=(
-            "Render N scenes of textured pybullet objects (soccer ball, mug, cup, table, race car, tray, duck, "
-            "teddy bear, toy brick, wooden block, domino) with pybullet's CPU renderer and write them as a COCO "
-            "instances dataset: DIR/images/NNNNNN.png and DIR/annotations.json with RLE masks taken from the "
-            "renderer's object-id buffer, each instance's generation parameters (distance, pose, occlusion, "
-            "colour, near/far, outlier) in its 'attributes' and a concept-derived 'scene_class' per image. "
-            "The same seed gives the same bytes, whatever the number of workers. Needs pybullet "
-            '(pip install "loce[scenes]").'
-        ),
-        examples=EXAMPLES,
-    )
+NAME = "scenes"
+HELP = "render the built-in scene world (COCO format, exact masks)"
+DESCRIPTION = (
+    "Render N scenes of textured pybullet objects (soccer ball, mug, cup, table, race car, tray, duck, "
+    "teddy bear, toy brick, wooden block, domino) with pybullet's CPU renderer and write them as a COCO "
+    "instances dataset: DIR/images/NNNNNN.png and DIR/annotations.json with RLE masks taken from the "
+    "renderer's object-id buffer, each instance's generation parameters (distance, pose, occlusion, "
+    "colour, near/far, outlier) in its 'attributes' and a concept-derived 'scene_class' per image. "
+    "The same seed gives the same bytes, whatever the number of workers. Needs pybullet "
+    '(pip install "loce[scenes]").'
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``loce scenes``."""
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--n", type=int, default=500, metavar="N", help="number of scenes")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
@@ -48,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="instances with fewer visible pixels are not annotated (listed under skipped_instances)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

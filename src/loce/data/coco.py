@@ -216,7 +216,7 @@ def _compressed_runs(counts: bytes, height: int, width: int) -> list[int]:
     Example:
         >>> _compressed_runs(b"0:5", 100, 100)
         Traceback (most recent call last):
-        loce.data.coco._BadAnnotation: compressed RLE runs cover 5 pixels, not 100 x 100 = 10000
+        loce.data.coco._BadAnnotation: compressed RLE runs cover 15 pixels, not 100 x 100 = 10000
     """
     if any(c < 48 or c > 111 for c in counts):
         raise _BadAnnotation("compressed RLE counts hold characters outside the RLE alphabet ('0'..'o')")

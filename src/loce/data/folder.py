@@ -113,7 +113,7 @@ def foreground_rule(values: np.ndarray, mode: str, path: Path) -> tuple[Foregrou
         InputError: a palette mask with several labels (``unsupported_mask``).
 
     Example:
-        >>> foreground_rule(np.array([0, 1, 255]), "L", Path("m.png"))
+        >>> foreground_rule(np.array([0, 1, 255], dtype=np.uint8), "L", Path("m.png"))  # 255: void, ignored
         (Foreground(low=1, high=1), None)
     """
     levels = np.unique(values)

@@ -26,6 +26,7 @@ from loce.fit.settings import FitSettings, resolve_settings
 from loce.fit.solvers import get_solver
 from loce.fit.targets import FitTargets, prepare_targets
 from loce.fit.threads import run_parallel
+from loce.reprs import short_repr
 
 # Elements (floats) one chunk may hold: the activations (C h w per sample) + the grid buffers (~4 G^2).
 # On the CPU chunks that stay in the cache are fastest (measured: ~1.5M elements, e.g. 8 samples at C = 768 on
@@ -75,6 +76,8 @@ class FitResult:
             converged"); empty otherwise.
         settings_id: :attr:`FitSettings.settings_id` of the settings used.
     """
+
+    __repr__ = short_repr
 
     embeddings: np.ndarray
     iou: np.ndarray

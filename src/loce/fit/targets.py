@@ -177,8 +177,8 @@ def skimage_resize(
         ``n x H x W`` (a view of an ``H x n x W`` tensor: rows of all maps are computed together).
 
     Example:
-        >>> skimage_resize(torch.tensor([[[0.0, 1.0]]]), (1, 4)).tolist()
-        [[[0.0, 0.25, 0.75, 1.0]]]
+        >>> skimage_resize(torch.tensor([[[0.0, 1.0]]]), (1, 4)).tolist()  # the border samples mirror inwards
+        [[[0.25, 0.25, 0.75, 0.75]]]
     """
     n, h, w = maps.shape
     height, width = int(size[0]), int(size[1])

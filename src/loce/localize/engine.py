@@ -33,6 +33,7 @@ from loce.fit.projection import concept_logits, projection_maps, resize_maps
 from loce.localize.metrics import localization_scores, mask_centroids, summarize_scores
 from loce.localize.vectors import ConceptVector
 from loce.models import LoadedModel
+from loce.reprs import short_repr
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SUMMARY_KEYS = ("concept", "layer", "kind", "label")
@@ -64,6 +65,8 @@ class LocalizationResult:
         out: the directory written by :func:`loce.localize.run.write_localization` (``None`` before).
         files: the files written there.
     """
+
+    __repr__ = short_repr
 
     per_map: pd.DataFrame
     summary: pd.DataFrame

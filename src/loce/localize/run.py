@@ -117,7 +117,7 @@ def localize_run(
     """Project concept vectors of a run onto ``samples`` and write the results to ``RUN/localization/<name>``.
 
     Args:
-        run: the run directory (``loce fit --out``).
+        run: the run directory (``loce fit RUN``).
         concepts: the concepts whose vectors to project.
         samples: the images (a :class:`~loce.data.ConceptDataset` with masks for metrics, or
             :func:`image_folder_samples`).

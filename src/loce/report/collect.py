@@ -253,7 +253,7 @@ def collect_report(
     """Read the runs, draw their figures into ``out/img/figures`` and return the report's data.
 
     Args:
-        runs: run directories (``loce fit --out``).
+        runs: run directories (``loce fit RUN``).
         out: the report folder (figures are written below it).
         title: page title; default names the runs.
         examples_per_concept: example images per concept and run (0: none).

@@ -320,7 +320,7 @@ def read_manifest(run_dir: str | Path) -> Manifest:
     path = RunLayout(run_dir).manifest
     if not path.is_file():
         raise StoreError(
-            f"{path} does not exist: {run_dir} is not a LoCE store (create one with `loce fit --out`)"
+            f"{path} does not exist: {run_dir} is not a LoCE store (create one with `loce fit RUN ...`)"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
