@@ -184,6 +184,7 @@ def test_notes_go_to_stderr_and_tables_to_stdout(capsys):
 
 # ------------------------------------------------------------------------------------------------- defaults
 def _targets():
+    from loce.activations import CacheOptions
     from loce.analysis.run import AnalysisSettings, analyze_run
     from loce.baselines import EmbedOptions, compare_methods, embed_run
     from loce.baselines.location import location_analysis, paste_grid, scene_background, scene_object
@@ -195,17 +196,24 @@ def _targets():
     from loce.localize.run import localize_run
     from loce.pipeline import fit_run
     from loce.report.collect import collect_report
+    from loce.run_options import RunOptions
     from loce.scenes import generate_scenes
 
     data = [load_coco, load_voc, load_folder]
     renamed_data = {"voc_split": "split"}
     ray = {"gpus_per_worker": (RayOptions, "gpus_per_worker")}
+    cache = {"activation_cache_dtype": (CacheOptions, "dtype")}  # on/off and GB: converted, checked below
+    converted = {"activation_cache", "activation_cache_limit"}
     return {  # command: (Python targets, {dest: parameter or (target, parameter)}, CLI-only dests)
-        "fit": ([fit_run, *data], {"preset": "settings", **renamed_data, **ray}, {"batch_memory", "engine"}),
+        "fit": (
+            [fit_run, RunOptions, *data],
+            {"preset": "settings", **renamed_data, **ray, **cache},
+            {"batch_memory", "engine", *converted},
+        ),
         "embed": (
-            [embed_run, EmbedOptions, *data],
-            {"preset": "settings", **renamed_data, **ray},
-            {"batch_memory", "engine"},
+            [embed_run, RunOptions, EmbedOptions, *data],
+            {"preset": "settings", **renamed_data, **ray, **cache},
+            {"batch_memory", "engine", *converted},
         ),
         "analyze": ([AnalysisSettings, analyze_run], {"no_average_precision": None, **ray}, {"engine"}),
         "compare-methods": ([compare_methods, write_method_comparison], {"knn": "knn_k"}, set()),
@@ -220,13 +228,13 @@ def _targets():
             },
             {"background", "batch_size"},
         ),
-        "localize": ([localize_run, *data], {**renamed_data}, set()),
+        "localize": ([localize_run, *data], {**renamed_data, **cache}, converted),
         "cbm train": (
             [CBMConfig, train_on_scenes],
-            {"model": "backbone", "layers": "layer", "train_batch_size": (CBMConfig, "batch_size")},
-            set(),
+            {"model": "backbone", "layers": "layer", "train_batch_size": (CBMConfig, "batch_size"), **cache},
+            converted,
         ),
-        "cbm eval": ([compare_models], {}, set()),
+        "cbm eval": ([compare_models], {**cache}, converted),
         "report": ([collect_report], {"examples": "examples_per_concept"}, set()),
         "scenes": ([generate_scenes], {}, {"n"}),
     }
@@ -280,6 +288,19 @@ def test_every_cli_default_is_the_python_default(command):
         assert _same(default, python), f"loce {command} {action.option_strings[0]}: {default!r} != {python!r}"
         checked += 1
     assert checked >= 1
+
+
+def test_the_converted_defaults_are_the_python_ones():
+    from loce.activations import CacheOptions
+    from loce.batches import DEFAULT_MAX_BATCH_BYTES
+
+    for command in ("fit", "embed", "localize", "cbm train", "cbm eval"):
+        args = {a.dest: a.default for a in subcommand(command)._actions}
+        assert args["activation_cache"] == ("on" if CacheOptions().enabled else "off")
+        assert CacheOptions.parse_limit_gb(args["activation_cache_limit"]) == CacheOptions().limit_bytes
+    for command in ("fit", "embed"):
+        args = {a.dest: a.default for a in subcommand(command)._actions}
+        assert args["batch_memory"] * 2**20 == DEFAULT_MAX_BATCH_BYTES
 
 
 def test_find_subconcepts_defaults_to_the_method_of_loce_analyze():

@@ -228,7 +228,7 @@ def check_fit_inputs(
         >>> acts, targets = check_fit_inputs(torch.randn(1, 4, 7, 7), [np.eye(8, dtype=bool)], None,
         ...                                  resolve_settings("paper"))
         >>> targets.status
-        ['ok']
+        ('ok',)
     """
     acts = torch.as_tensor(activations)
     if acts.ndim != 4:
