@@ -6,7 +6,6 @@ output_fmt="NCHW")``, the raw module outputs seen by an independent hook, and th
 
 from __future__ import annotations
 
-import functools
 import json
 
 import numpy as np
@@ -14,42 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from loce.capture import (
-    LayerCapture,
-    capture_activations,
-    first_tensor,
-    list_layers,
-)
+from capture_helpers import images, model, raw_outputs
+from loce.capture import LayerCapture, LayerSource, Layout, capture_activations, list_layers
 from loce.errors import LayerError
+from loce.feature_contracts import UNRESOLVED_TOKENS
 from loce.models import load_model
 
 torch.manual_seed(0)
-
-
-@functools.cache
-def model(spec: str, **kwargs):
-    """Models are built once per test session (random weights, eval mode)."""
-    return load_model(spec, **kwargs)
-
-
-def images(n: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
-    return torch.randn(n, 3, *size, generator=torch.Generator().manual_seed(seed))
-
-
-def raw_outputs(module: nn.Module, layers: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The unprocessed first-tensor outputs of ``layers``, collected by plain hooks (independent of LayerCapture)."""
-    found, named = {}, dict(module.named_modules())
-    handles = [
-        named[n].register_forward_hook(lambda m, a, o, n=n: found.__setitem__(n, first_tensor(o).clone()))
-        for n in layers
-    ]
-    try:
-        with torch.no_grad():
-            module(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return found
 
 
 # ----------------------------------------------------------------------------------------- CNN contract
@@ -152,6 +122,8 @@ def test_vit_tokens_lose_prefix_and_become_the_patch_grid(spec, kwargs, size, la
     x = images(2, size)
     with LayerCapture(module, [layer]) as capture:
         out = capture(x)[layer]
+    # the layout is timm's (forward_intermediates), not read off the shape
+    assert capture.sources(size)[layer] == LayerSource("timm", Layout("tokens", prefix, shape[1:]))
     assert tuple(out.shape) == (2, *shape)
     assert torch.isfinite(out).all()
     tokens = raw_outputs(module, [layer], x)[layer]
@@ -179,7 +151,9 @@ def test_vit_tokens_lose_prefix_and_become_the_patch_grid(spec, kwargs, size, la
 def test_hierarchical_stages_match_timm_intermediates(spec, kwargs, layers):
     module = model(spec, **kwargs).module
     x = images(2, (64, 64))
-    out = LayerCapture(module, list(layers))(x)
+    capture = LayerCapture(module, list(layers))
+    out = capture(x)
+    assert {source.contract for source in capture.sources((64, 64)).values()} == {"timm"}
     indices = [int(name.split(".")[1]) for name in layers]
     references = module.forward_intermediates(x, indices=indices, intermediates_only=True, output_fmt="NCHW")
     for (name, shape), reference in zip(layers.items(), references):
@@ -251,6 +225,13 @@ def test_detr_encoder_layer_tokens_become_backbone_grid(detr_dir):
         result = loaded.module(x)
     grid = result.encoder_last_hidden_state.reshape(2, 3, 4, 32).permute(0, 3, 1, 2)
     torch.testing.assert_close(out["encoder"], grid)  # the ModelOutput's first field, row-major grid
+    # encoder layers are DETR's encoder_hidden_states (hf contract); the grid is read off the shape
+    sources = LayerCapture(loaded.module, layers).sources((96, 128))
+    assert sources["encoder.layers.0"] == LayerSource("hf", UNRESOLVED_TOKENS)
+    assert sources["input_projection"] == LayerSource("hook")
+    infos = {i.name: i for i in list_layers(loaded)}
+    assert infos["encoder.layers.1"].contract == "hf" and infos["encoder.layers.1"].guessed
+    assert infos["encoder.layers.1"].shape == (32, 3, 4)
 
 
 def test_detr_forward_kwargs_are_sliced_for_the_probe(detr_dir):
@@ -277,7 +258,11 @@ def test_hf_vit_cls_token_removed_using_config_patch_size(tmp_path):
     transformers.ViTModel(config).save_pretrained(tmp_path)
     module = load_model(f"hf:{tmp_path}").module
     x = images(2, (32, 32))
-    out = LayerCapture(module, ["layers.1"])(x)["layers.1"]
+    capture = LayerCapture(module, ["layers.1"])
+    out = capture(x)["layers.1"]
+    assert capture.sources((32, 32))["layers.1"] == LayerSource("hf", UNRESOLVED_TOKENS)
+    info = next(i for i in list_layers(module, (32, 32)) if i.name == "layers.1")
+    assert (info.contract, info.layout, info.guessed) == ("hf", "tokens (1 prefix, grid 4x4)", False)
     assert tuple(out.shape) == (2, 16, 4, 4)
     with torch.no_grad():
         tokens = module(x, output_hidden_states=True).hidden_states[2]  # output of layers.1

@@ -6,7 +6,17 @@ import pytest
 import torch
 
 from loce.errors import LayerError
-from loce.layouts import Layout, TokenHints, first_tensor, resolve_layout, to_nchw
+from loce.layouts import (
+    FROM_MODEL,
+    GIVEN,
+    GUESSED,
+    Layout,
+    TokenHints,
+    first_tensor,
+    resolve_layout,
+    resolve_layout_basis,
+    to_nchw,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,3 +64,19 @@ def test_to_nchw_reads_first_tensor_of_containers():
     assert first_tensor({"a": None, "b": t}) is t
     with pytest.raises(LayerError, match="without any tensor"):
         to_nchw(("text",), (32, 32), layer="x")
+
+
+def test_resolve_layout_basis_says_what_decided_the_layout():
+    # given by the caller, declared by the model (patch size / prefix count), or read off the shape alone
+    assert resolve_layout_basis((2, 7, 7, 768), (224, 224), "nhwc") == (Layout("nhwc"), GIVEN)
+    assert resolve_layout_basis((2, 5, 8), (32, 32), "tokens:1") == (Layout("tokens", 1, (2, 2)), GIVEN)
+    assert resolve_layout_basis((2, 197, 384), (224, 224), hints=TokenHints((16, 16))) == (
+        Layout("tokens", 1, (14, 14)),
+        FROM_MODEL,
+    )
+    assert resolve_layout_basis((2, 21, 384), (56, 56), hints=TokenHints(None, 5)) == (
+        Layout("tokens", 5, (4, 4)),
+        FROM_MODEL,
+    )
+    assert resolve_layout_basis((2, 197, 384), (224, 224)) == (Layout("tokens", 1, (14, 14)), GUESSED)
+    assert resolve_layout_basis((2, 16, 16, 16), (64, 64)) == (Layout("nchw"), GUESSED)

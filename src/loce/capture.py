@@ -1,16 +1,19 @@
 """Activations of named layers in one forward pass, normalised to N x C x h x w; the list of a model's layers.
 
-Every output goes through :func:`loce.layouts.to_nchw` (NCHW maps as they are, NHWC maps permuted, token
-sequences without CLS / register / distillation tokens reshaped to the patch grid, the first tensor of tuple or
-``ModelOutput`` results). A module called several times in one forward pass (e.g. torchvision ResNet's shared
-``relu``) contributes its LAST call.
+The libraries' own feature contracts come first (:mod:`loce.feature_contracts`): a layer that timm's
+``forward_intermediates`` or a Hugging Face model's ``output_hidden_states`` offers is laid out as the library lays it
+out (prefix tokens removed, NCHW); a torchvision graph node that is not a module (``layer1.0.add``) is computed with
+``create_feature_extractor``. Every other module output goes through :func:`loce.layouts.to_nchw`, which reads the
+layout off the shape (NCHW maps as they are, NHWC maps permuted, token sequences without CLS / register /
+distillation tokens reshaped to the patch grid, the first tensor of tuple or ``ModelOutput`` results). A module
+called several times in one forward pass (e.g. torchvision ResNet's shared ``relu``) contributes its LAST call.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,11 +22,33 @@ from torch import nn
 
 from loce.devices import module_device
 from loce.errors import LayerError, LoceError
-from loce.layouts import Layout, TokenHints, first_tensor, resolve_layout, to_nchw, token_hints
+from loce.feature_contracts import (
+    UNRESOLVED_TOKENS,
+    FxFeatures,
+    LayerSource,
+    fx_node_names,
+    graph_node_order,
+    library_intermediates,
+    library_of,
+    match_layout,
+    matched_layouts,
+    probe_input,
+)
+from loce.layouts import (
+    GUESSED,
+    Layout,
+    TokenHints,
+    first_tensor,
+    resolve_layout,
+    resolve_layout_basis,
+    to_nchw,
+    token_hints,
+)
 
 __all__ = [
     "LayerCapture",
     "LayerInfo",
+    "LayerSource",
     "Layout",
     "TokenHints",
     "batch_mismatch_error",
@@ -60,9 +85,13 @@ class LayerCapture:
     Hooks are registered on ``__enter__`` and always removed on ``__exit__`` (also after an exception); calling
     the object outside a ``with`` block registers them for that one call.
 
+    Which contract serves each layer (:mod:`loce.feature_contracts`) is decided on the first call per input shape;
+    :meth:`sources` says it.
+
     Args:
         module: the network (its parameters' device is where inputs are moved).
-        layers: names from ``module.named_modules()``.
+        layers: names from ``module.named_modules()``, or for torchvision models graph nodes that are not modules
+            (``layer1.0.add``; `loce layers MODEL` lists both).
         stop_after_last: abort the forward pass once every requested layer has produced its output, so later
             layers cost nothing. The first call per input shape runs one image through the whole model to learn
             how often each layer is called (modules can be called several times; the last call counts).
@@ -90,9 +119,11 @@ class LayerCapture:
                 "no layers requested; pass at least one layer name (`loce layers MODEL` lists them)."
             )
         named = _named_layers(module)
-        for name in layers:
-            if name not in named:
-                raise _unknown_layer_error(name, named)
+        unknown = [name for name in layers if name not in named]
+        nodes = fx_node_names(module) if unknown else ()
+        for name in unknown:
+            if name not in nodes:
+                raise _unknown_layer_error(name, [*named, *nodes])
         for name in layouts or {}:
             if name not in layers:
                 raise LayerError(
@@ -103,48 +134,102 @@ class LayerCapture:
         self.stop_after_last = stop_after_last
         self.layouts = {name: Layout.parse(text) for name, text in (layouts or {}).items()}
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
-        self._targets = {name: named[name] for name in self.layers}
+        self._targets = {name: named[name] for name in self.layers if name in named}
+        fx_layers = [name for name in self.layers if name not in named]
+        self._fx = FxFeatures(module, fx_layers) if fx_layers else None
         self._hints = token_hints(module)
         self._handles: list[Any] = []
+        self._entered = False
         self._expected_calls: dict[tuple[int, ...], dict[str, int]] = {}
+        self._contract_layouts: dict[tuple[int, ...], dict[str, LayerSource]] = {}
         self._run: _Run | None = None
 
+    def sources(self, input_size: tuple[int, int]) -> dict[str, LayerSource]:
+        """``{layer: LayerSource}``: the contract (``timm``, ``hf``, ``torchvision-fx``, ``hook``) of each layer.
+
+        Example:
+            >>> LayerCapture(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1)), ["0"]).sources((8, 8))
+            {'0': LayerSource(contract='hook', layout=None)}
+        """
+        matched = self._matched((3, int(input_size[0]), int(input_size[1])))
+        fx = set(self._fx.nodes) if self._fx is not None else set()
+        return {
+            name: LayerSource("torchvision-fx") if name in fx else matched.get(name, LayerSource("hook"))
+            for name in self.layers
+        }
+
+    def _matched(self, key: tuple[int, ...]) -> dict[str, LayerSource]:
+        """The contract layouts of the hooked layers for inputs of shape ``key`` (C, H, W), found once per shape."""
+        if key not in self._contract_layouts:
+            self._contract_layouts[key] = matched_layouts(
+                self.module, list(self._targets), key[-2:], module_device(self.module)
+            )
+        return self._contract_layouts[key]
+
     def __enter__(self) -> LayerCapture:
-        if not self._handles:
+        if not self._entered:
             for name, target in self._targets.items():
                 self._handles.append(target.register_forward_hook(self._hook_for(name)))
+            self._entered = True
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._entered = False
         self._run = None
 
     def __call__(self, inputs: torch.Tensor, **forward_kwargs: Any) -> dict[str, torch.Tensor]:
         """Run ``module(inputs, **forward_kwargs)`` under ``torch.no_grad()``; return ``{layer: N x C x h x w}``."""
-        if not self._handles:
+        if not self._entered:
             with self:
                 return self(inputs, **forward_kwargs)
         inputs = inputs.to(module_device(self.module))
         size = self.input_size or (int(inputs.shape[-2]), int(inputs.shape[-1]))
         key = tuple(inputs.shape[1:])
+        outputs = self._fx_outputs(inputs, size, forward_kwargs) if self._fx is not None else {}
+        if self._targets:
+            outputs.update(self._hooked_outputs(inputs, size, key, forward_kwargs))
+        return {name: outputs[name] for name in self.layers}
+
+    def _fx_outputs(
+        self, inputs: torch.Tensor, size: tuple[int, int], kwargs: dict
+    ) -> dict[str, torch.Tensor]:
+        outputs = {}
+        for name, output in self._fx(inputs, **kwargs).items():
+            tensor = first_tensor(output)
+            if tensor is not None and tensor.ndim and tensor.shape[0] != inputs.shape[0]:
+                raise batch_mismatch_error(name, int(tensor.shape[0]), int(inputs.shape[0]))
+            outputs[name] = to_nchw(output, size, self.layouts.get(name), hints=self._hints, layer=name)
+        return outputs
+
+    def _hooked_outputs(
+        self, inputs: torch.Tensor, size: tuple[int, int], key: tuple[int, ...], forward_kwargs: dict
+    ) -> dict[str, torch.Tensor]:
+        contract = {name: source.layout for name, source in self._matched(key).items()}
+        layouts = {**contract, **self.layouts}
         if self.stop_after_last and key not in self._expected_calls:
             batch = inputs.shape[0]
             probe_kwargs = {
                 k: v[:1] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == batch else v
                 for k, v in forward_kwargs.items()
             }
-            probe = self._forward(inputs[:1], size, None, probe_kwargs)
+            probe = self._forward(inputs[:1], size, None, probe_kwargs, layouts)
             self._expected_calls[key] = dict(probe.calls)
         expected = self._expected_calls.get(key) if self.stop_after_last else None
-        run = self._forward(inputs, size, expected, forward_kwargs)
-        return {name: run.outputs[name] for name in self.layers}
+        return self._forward(inputs, size, expected, forward_kwargs, layouts).outputs
 
     def _forward(
-        self, inputs: torch.Tensor, size: tuple[int, int], expected: dict[str, int] | None, kwargs: dict
+        self,
+        inputs: torch.Tensor,
+        size: tuple[int, int],
+        expected: dict[str, int] | None,
+        kwargs: dict,
+        layouts: dict[str, Layout],
     ) -> _Run:
-        self._run = _Run(size, expected, {name: 0 for name in self.layers}, {}, int(inputs.shape[0]))
+        calls = {name: 0 for name in self._targets}
+        self._run = _Run(size, expected, calls, {}, int(inputs.shape[0]), layouts)
         try:
             with torch.no_grad():
                 self.module(inputs, **kwargs)
@@ -152,7 +237,7 @@ class LayerCapture:
             pass
         finally:
             run, self._run = self._run, None
-        missing = [name for name in self.layers if run.calls[name] == 0]
+        missing = [name for name in self._targets if run.calls[name] == 0]
         if missing:
             raise LayerError(
                 f"layers {missing} did not run during the forward pass (defined in the model but not used by its "
@@ -167,7 +252,7 @@ class LayerCapture:
                 return
             run.calls[name] += 1
             if run.expected is None or run.calls[name] == run.expected[name]:
-                layout = self.layouts.get(name)
+                layout = run.layouts.get(name)
                 tensor = first_tensor(output)
                 if tensor is not None and tensor.ndim and tensor.shape[0] != run.batch:
                     raise batch_mismatch_error(name, int(tensor.shape[0]), run.batch)
@@ -185,6 +270,7 @@ class _Run:
     calls: dict[str, int]
     outputs: dict[str, torch.Tensor]
     batch: int = 1
+    layouts: dict[str, Layout] = field(default_factory=dict)
 
 
 def batch_mismatch_error(layer: str, rows: int, images: int) -> LayerError:
@@ -285,10 +371,12 @@ def capture_activations(
 # ------------------------------------------------------------------------------------------------- listing
 @dataclass(frozen=True)
 class LayerInfo:
-    """One named module: its type, its normalised output shape (C, h, w) or raw shape without batch, the layout.
+    """One layer: its type, its normalised output shape (C, h, w) or raw shape without batch, the layout.
 
     ``shape`` is ``None`` and ``layout`` ``"not run"`` for modules the forward pass does not call; ``layout`` is
     ``"raw"`` when the output cannot be read as a map (e.g. logits), then ``shape`` is the raw shape.
+    ``contract`` is what serves the layer (``timm``, ``hf``, ``torchvision-fx``, ``hook``;
+    :mod:`loce.feature_contracts`); ``guessed`` is true when loce read the layout off the output shape alone.
     """
 
     name: str
@@ -296,10 +384,15 @@ class LayerInfo:
     shape: tuple[int, ...] | None
     layout: str
     calls: int = 1
+    contract: str = "hook"
+    guessed: bool = False
 
 
 WINDOW_BATCH = "not per image"
 """The layout shown for a layer whose output batch is not the image batch (refused by capture and fit)."""
+
+GRAPH_NODE = "graph node"
+"""The type shown for a torchvision graph node that is not a module (``layer1.0.add``)."""
 
 
 def list_layers(
@@ -309,19 +402,27 @@ def list_layers(
     leaf_only: bool = False,
     layouts: Mapping[str, str] | None = None,
 ) -> list[LayerInfo]:
-    """Every named module with its output shape, from one forward pass of a 1 x 3 x H x W dummy input.
+    """Every named module (and torchvision graph node) with its output shape and contract, from one probe image.
+
+    The probe is seeded noise of 1 x 3 x H x W (:func:`loce.feature_contracts.probe_input`). For timm and
+    Hugging Face models the library's own intermediates are computed on it too, and each module whose output
+    equals one of them is listed with that library as its contract (:func:`loce.feature_contracts.match_layout`).
 
     Args:
         model: a :class:`loce.models.LoadedModel` or an ``nn.Module``.
         input_size: (H, W); default: the ``LoadedModel``'s preprocessing size, else 224 x 224.
-        leaf_only: list only modules without children.
+        leaf_only: list only modules without children (graph nodes are listed either way).
         layouts: per-layer layout overrides, as for :class:`LayerCapture`.
 
     Raises:
-        LayerError: the dummy forward pass fails (usually: the model needs another input size).
+        LayerError: the probe forward pass fails (usually: the model needs another input size).
 
     Example:
-        >>> [(i.name, i.shape) for i in list_layers(torch.nn.Conv2d(3, 8, 3, stride=2), (32, 32))]  # doctest: +SKIP
+        >>> [(i.name, i.shape, i.contract) for i in list_layers(torch.nn.Conv2d(3, 8, 3, stride=2), (32, 32))]
+        []
+        >>> info = list_layers(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2)), (32, 32))[0]
+        >>> info.name, info.shape, info.layout, info.contract, info.guessed
+        ('0', (8, 15, 15), 'nchw', 'hook', True)
     """
     module = getattr(model, "module", model)
     if input_size is None:
@@ -333,9 +434,13 @@ def list_layers(
     targets = {
         n: m for n, m in _named_layers(module).items() if not leaf_only or not any(True for _ in m.children())
     }
+    dummy = probe_input(input_size, module_device(module))
+    library = library_of(module)
+    intermediates = library_intermediates(module, dummy)
     calls = dict.fromkeys(targets, 0)
     shapes: dict[str, tuple[int, ...] | None] = {}
     rows: dict[str, int] = {}
+    matches: dict[str, Layout | None] = {}
 
     def hook_for(name: str):
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
@@ -344,11 +449,13 @@ def list_layers(
             shapes[name] = None if tensor is None else tuple(tensor.shape)
             if tensor is not None and tensor.ndim:
                 rows[name] = int(tensor.shape[0])
+            matches[name] = (
+                None if tensor is None or not intermediates else match_layout(tensor, intermediates)
+            )
 
         return hook
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in targets.items()]
-    dummy = torch.zeros(1, 3, *input_size, device=module_device(module))
     try:
         with torch.no_grad():
             module(dummy)
@@ -359,29 +466,84 @@ def list_layers(
             handle.remove()
     infos = []
     for name, target in targets.items():
-        shape = shapes.get(name)
+        kind, shape = type(target).__name__, shapes.get(name)
         if calls[name] == 0 or shape is None:
-            infos.append(
-                LayerInfo(
-                    name,
-                    type(target).__name__,
-                    None,
-                    "not run" if not calls[name] else "no tensor",
-                    calls[name],
-                )
-            )
+            layout = "not run" if not calls[name] else "no tensor"
+            infos.append(LayerInfo(name, kind, None, layout, calls[name]))
             continue
         if rows.get(name, 1) != 1:  # e.g. Swin window attention: one row per window, not per image
             layout = f"{WINDOW_BATCH}: {rows[name]} rows per image"
-            infos.append(LayerInfo(name, type(target).__name__, shape[1:], layout, calls[name]))
+            infos.append(LayerInfo(name, kind, shape[1:], layout, calls[name]))
             continue
-        try:
-            layout = resolve_layout(shape, input_size, layouts.get(name), hints=hints, layer=name)
-            normalised = _normalised_shape(shape, layout)
-            infos.append(LayerInfo(name, type(target).__name__, normalised, str(layout), calls[name]))
-        except LayerError:
-            infos.append(LayerInfo(name, type(target).__name__, shape[1:], "raw", calls[name]))
-    return infos
+        matched = matches.get(name)
+        source = LayerSource(library, matched) if matched is not None else LayerSource("hook")
+        infos.append(
+            _layer_info(name, kind, shape, calls[name], source, layouts.get(name), input_size, hints)
+        )
+    nodes = []
+    for name, output in _graph_node_outputs(module, dummy).items():
+        tensor = first_tensor(output)
+        shape = None if tensor is None else tuple(tensor.shape)
+        if shape is None:
+            nodes.append(LayerInfo(name, GRAPH_NODE, None, "no tensor", 1, "torchvision-fx"))
+            continue
+        source = LayerSource("torchvision-fx")
+        nodes.append(_layer_info(name, GRAPH_NODE, shape, 1, source, layouts.get(name), input_size, hints))
+    return _in_graph_order(infos, nodes, graph_node_order(module)) if nodes else infos
+
+
+def _in_graph_order(
+    modules: list[LayerInfo], nodes: list[LayerInfo], order: Sequence[str]
+) -> list[LayerInfo]:
+    """Module rows with each graph node row inserted after the module that precedes it in the graph."""
+    after: dict[str | None, list[LayerInfo]] = {}
+    by_name = {info.name: info for info in nodes}
+    listed = {info.name for info in modules}
+    previous = None
+    for name in order:
+        if name in by_name:
+            after.setdefault(previous, []).append(by_name[name])
+        elif name in listed:
+            previous = name
+    rows = list(after.get(None, []))
+    for info in modules:
+        rows.append(info)
+        rows.extend(after.get(info.name, []))
+    return rows
+
+
+def _layer_info(
+    name: str,
+    kind: str,
+    shape: tuple[int, ...],
+    calls: int,
+    source: LayerSource,
+    override: Layout | None,
+    input_size: tuple[int, int],
+    hints: TokenHints,
+) -> LayerInfo:
+    """A listed layer whose output is one row per image: its layout from the override, the contract or the shape."""
+    wanted = override or source.layout
+    try:
+        layout, basis = resolve_layout_basis(shape, input_size, wanted, hints=hints, layer=name)
+    except LayerError:
+        return LayerInfo(name, kind, shape[1:], "raw", calls, source.contract)
+    vouched = override is None and source.layout is not None and source.layout != UNRESOLVED_TOKENS
+    guessed = basis == GUESSED and not vouched
+    return LayerInfo(
+        name, kind, _normalised_shape(shape, layout), str(layout), calls, source.contract, guessed
+    )
+
+
+def _graph_node_outputs(module: nn.Module, dummy: torch.Tensor) -> dict[str, Any]:
+    """Outputs of the torchvision graph nodes that are not modules for the probe (``{}`` for other models)."""
+    nodes = fx_node_names(module)
+    if not nodes:
+        return {}
+    try:
+        return FxFeatures(module, nodes)(dummy)
+    except Exception:  # a graph that traces but does not run on the probe: its nodes are not offered
+        return {}
 
 
 def _normalised_shape(shape: tuple[int, ...], layout: Layout) -> tuple[int, int, int]:

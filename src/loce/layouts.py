@@ -27,11 +27,15 @@ from torch import nn
 from loce.errors import LayerError
 
 __all__ = [
+    "FROM_MODEL",
+    "GIVEN",
+    "GUESSED",
     "MAX_PREFIX_TOKENS",
     "Layout",
     "TokenHints",
     "first_tensor",
     "resolve_layout",
+    "resolve_layout_basis",
     "to_nchw",
     "token_hints",
 ]
@@ -138,20 +142,46 @@ def resolve_layout(
         >>> str(resolve_layout((2, 197, 384), (224, 224)))
         'tokens (1 prefix, grid 14x14)'
     """
+    return resolve_layout_basis(shape, input_size, layout, hints=hints, layer=layer)[0]
+
+
+GIVEN, FROM_MODEL, GUESSED = "given", "model", "guessed"
+"""What decided a layout: the caller (``layouts=``), the model's declared patch size / prefix count, or the shape."""
+
+
+def resolve_layout_basis(
+    shape: Sequence[int],
+    input_size: tuple[int, int] | None,
+    layout: Layout | str | None = None,
+    *,
+    hints: TokenHints = TokenHints(),
+    layer: str = "",
+) -> tuple[Layout, str]:
+    """:func:`resolve_layout` and what decided it: :data:`GIVEN`, :data:`FROM_MODEL` or :data:`GUESSED`.
+
+    ``"guessed"`` means loce read the layout off the shape alone (which reading has the input's aspect, which
+    prefix count leaves a grid).
+
+    Example:
+        >>> resolve_layout_basis((2, 197, 384), (224, 224), hints=TokenHints((16, 16), 1))[1]
+        'model'
+        >>> resolve_layout_basis((2, 197, 384), (224, 224))[1]
+        'guessed'
+    """
     wanted = Layout.parse(layout) if isinstance(layout, str) else layout
     shape = tuple(int(v) for v in shape)
     if len(shape) == 4:
         if wanted is not None and wanted.kind != "tokens":
-            return wanted
+            return wanted, GIVEN
         if wanted is not None:
             raise LayerError(
                 f"layer {layer!r} outputs a 4-D tensor {shape}; layout 'tokens' needs N x T x C."
             )
         if input_size is None:
-            return Layout("nchw")
+            return Layout("nchw"), GUESSED
         nchw_fits = _map_fits(shape[2:], input_size)
         nhwc_fits = _map_fits(shape[1:3], input_size)
-        return Layout("nhwc") if nhwc_fits and not nchw_fits else Layout("nchw")
+        return (Layout("nhwc") if nhwc_fits and not nchw_fits else Layout("nchw")), GUESSED
     if len(shape) == 3:
         if wanted is not None and wanted.kind != "tokens":
             raise LayerError(
@@ -159,7 +189,8 @@ def resolve_layout(
             )
         prefix = None if wanted is None or wanted.prefix < 0 else wanted.prefix
         grid = None if wanted is None else wanted.grid
-        return _token_layout(shape[1], input_size, hints, prefix, grid, layer)
+        resolved, basis = _token_layout(shape[1], input_size, hints, prefix, grid, layer)
+        return resolved, GIVEN if prefix is not None or grid is not None else basis
     raise LayerError(
         f"layer {layer!r} outputs a {len(shape)}-D tensor {shape}, which has no spatial grid to turn into "
         "N x C x h x w; choose a layer with a feature map or token sequence (`loce layers MODEL` lists them)."
@@ -243,35 +274,35 @@ def _token_layout(
     prefix: int | None,
     grid: tuple[int, int] | None,
     layer: str,
-) -> Layout:
+) -> tuple[Layout, str]:
     if grid is not None:
         prefix = tokens - grid[0] * grid[1] if prefix is None else prefix
         if prefix < 0 or prefix + grid[0] * grid[1] != tokens:
             raise LayerError(
                 f"layer {layer!r} has {tokens} tokens, which is not {prefix} + {grid[0]}x{grid[1]}."
             )
-        return Layout("tokens", prefix, grid)
+        return Layout("tokens", prefix, grid), GIVEN
     if prefix is None and hints.patch_size is not None and input_size is not None:
         for rounding in (math.floor, math.ceil):
             h = rounding(input_size[0] / hints.patch_size[0])
             w = rounding(input_size[1] / hints.patch_size[1])
             if 0 <= tokens - h * w <= MAX_PREFIX_TOKENS:
-                return Layout("tokens", tokens - h * w, (h, w))
+                return Layout("tokens", tokens - h * w, (h, w)), FROM_MODEL
     prefixes = [prefix] if prefix is not None else None
     if prefixes is None and hints.num_prefix_tokens is not None:
         candidates = [
             (hints.num_prefix_tokens, g) for g in _factor_grids(tokens - hints.num_prefix_tokens, input_size)
         ]
         if len(candidates) == 1:
-            return Layout("tokens", *candidates[0])
+            return Layout("tokens", *candidates[0]), FROM_MODEL
     if prefixes is None:
         prefixes = list(range(min(MAX_PREFIX_TOKENS, tokens - 1) + 1))
     candidates = [(p, g) for p in prefixes if tokens - p > 0 for g in _factor_grids(tokens - p, input_size)]
     plain = [c for c in candidates if c[0] == 0]
     if len(plain) == 1:  # a token sequence that is exactly a grid (DETR encoder, HF Swin)
-        return Layout("tokens", *plain[0])
+        return Layout("tokens", *plain[0]), GUESSED
     if len(candidates) == 1:
-        return Layout("tokens", *candidates[0])
+        return Layout("tokens", *candidates[0]), GUESSED
     size = "unknown" if input_size is None else f"{input_size[0]}x{input_size[1]}"
     found = ", ".join(f"{p} prefix + {g[0]}x{g[1]}" for p, g in candidates[:6]) or "none"
     raise LayerError(
