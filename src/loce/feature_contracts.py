@@ -65,7 +65,7 @@ UNRESOLVED_TOKENS = Layout("tokens", -1, None)
 """The layout of a module whose output equals a token sequence the library returns (prefix and grid still open)."""
 
 PROBE_SEED = 0
-# A module output equals an intermediate: the same numbers, possibly computed on another device.
+# A module output equals an intermediate on an accelerator (kernels need not be bitwise reproducible).
 _RTOL, _ATOL = 1e-4, 1e-5
 
 
@@ -194,10 +194,15 @@ def _layout_if_equal(raw: torch.Tensor, target: torch.Tensor) -> Layout | None:
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal numbers: exactly on the CPU (the same computation), within a tolerance on accelerators."""
     if a.shape != b.shape:
         return False
-    a, b = a.detach().float(), b.detach().to(a.device).float()
-    return bool(torch.allclose(a, b, rtol=_RTOL, atol=_ATOL))
+    a, b = a.detach(), b.detach().to(device=a.device, dtype=a.dtype)
+    if torch.equal(a, b):
+        return True
+    if a.device.type == "cpu":
+        return False
+    return bool(torch.allclose(a.float(), b.float(), rtol=_RTOL, atol=_ATOL))
 
 
 def matched_layouts(
