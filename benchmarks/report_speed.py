@@ -11,6 +11,7 @@ ratio. `--profile` lines of every build are printed.
 
     .venv/bin/python benchmarks/report_speed.py                       # prepare (once, ~10 min) and measure
     .venv/bin/python benchmarks/report_speed.py --before main --rounds 2
+    .venv/bin/python benchmarks/report_speed.py --runs demo-output/run --work /tmp/bench   # an analysed run
 """
 
 from __future__ import annotations
@@ -98,6 +99,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="scenes to render")
     parser.add_argument("--before", default=None, help="git revision to compare with (default: merge base)")
     parser.add_argument("--rounds", type=int, default=1, help="first + cached build pairs per version")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="analysed runs to report instead of preparing 2 x 5",
+    )
     args = parser.parse_args()
     before = (
         args.before
@@ -106,7 +114,7 @@ def main() -> None:
         ).stdout.strip()
     )
     args.work.mkdir(parents=True, exist_ok=True)
-    runs = prepare(args.work, args.n)
+    runs = args.runs or prepare(args.work, args.n)
     versions = {"before": export_revision(before, args.work / "revisions"), "after": REPO / "src"}
     times: dict[tuple[str, str], list[float]] = {}
     for round_ in range(args.rounds):
@@ -120,7 +128,8 @@ def main() -> None:
                 times.setdefault((name, kind), []).append(seconds)
                 print(f"\n{name} ({versions[name]}), {kind} build: {seconds:.1f} s", flush=True)
                 print("\n".join(profile), flush=True)
-    print(f"\n2 models x 5 layers, {args.n} scenes; before = {before[:12]}, after = this checkout")
+    what = ", ".join(map(str, args.runs)) if args.runs else f"2 models x 5 layers, {args.n} scenes"
+    print(f"\n{what}; before = {before[:12]}, after = this checkout")
     print(f"{'build':8} {'before':>9} {'after':>9} {'after / before':>15}")
     for kind in ("first", "cached"):
         b, a = min(times[("before", kind)]), min(times[("after", kind)])

@@ -10,6 +10,7 @@ label that is distinct for distinct runs (:func:`loce.run_layout.run_labels`: ``
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -417,16 +418,19 @@ def collect_findings(
         counts = F.concept_counts(retrieval)
         clusters = [o.tables["purity_clusters"] for o in outputs if "purity_clusters" in o.tables]
         purity_chance = F.purity_chance(pd.concat(clusters, ignore_index=True), counts) if clusters else {}
-        found += F.best_layer_findings(
+        best = F.best_layer_findings(
             head, "precision_at_1", "retrieval precision@1", link or "analysis-retrieval", chance=chance
         )
-        found += F.best_layer_findings(
+        best += F.best_layer_findings(
             head,
             "purity",
             "concept purity (chance: the same clusters with the concepts shuffled)",
             link or "analysis-purity",
             chance=purity_chance,
         )
+        if protocol != "default":  # the publication protocol's numbers come after the first screen's answers
+            best = [dataclasses.replace(f, topic=f"{protocol} protocol") for f in best]
+        found += best
         if protocol == "default":
             pairs = [
                 o.tables["confused_pairs"].assign(run=o.label)

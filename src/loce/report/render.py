@@ -23,6 +23,17 @@ from loce.report.data import FigureRef, Gallery, LoceMap, ReportData, Section, T
 from loce.report.markup import Markup, el, escape, json_script, raw
 
 UrlOf = Callable[[Path], str]
+# The first screen answers, in this order: which layer, which confusions, how good the LoCEs are, whether to trust
+# them (provenance, ground truth); then the baselines and the publication protocol's numbers.
+TOPIC_ORDER = (
+    "which layer",
+    "confusions",
+    "LoCE quality",
+    "provenance",
+    "ground truth",
+    "baselines",
+    "paper protocol",
+)
 FILTER_DIMENSIONS = ("model", "layer", "concept")
 # WebGL scatter plot of the map (versions and licences: assets/VENDORED.md), in load order.
 VENDOR_SCRIPTS = ("vendor-pub-sub-es.js", "vendor-regl.min.js", "vendor-regl-scatterplot.min.js")
@@ -258,10 +269,11 @@ def render_findings(data: ReportData, links: Mapping[str, str]) -> Markup | None
     if not data.findings:
         return None
     warnings = [f for f in data.findings if f.level == "warning" and f.topic == "provenance"]
-    topics: dict[str, list] = {}
+    topics: dict[str, list] = {name: [] for name in TOPIC_ORDER}
     for finding in data.findings:
         if finding not in warnings:  # the banner says it already
             topics.setdefault(finding.topic, []).append(finding)
+    topics = {name: items for name, items in topics.items() if items}
     blocks = []
     for topic, items in topics.items():
         entries = []
