@@ -223,3 +223,22 @@ def test_purity_chance_and_overlap_chance_stand_beside_their_numbers():
     level = (10 / 39 + 30 / 39) / 2
     assert f"car / bus (score 1.00, overlap 0.40 (chance {level:.2f}))" in finding.text
     assert "Scores are relative" in finding.text
+
+
+def test_findings_are_ordered_by_the_first_screen_questions():
+    topics = ["baselines", "paper protocol", "provenance", "which layer", "ground truth", "LoCE quality"]
+    data = ReportData(
+        "r", findings=[Finding(t, f"sentence about {t}", None) for t in topics + ["confusions"]]
+    )
+    page = render_report(data, lambda p: p.as_posix())
+    order = [
+        "which layer",
+        "confusions",
+        "LoCE quality",
+        "provenance",
+        "ground truth",
+        "baselines",
+        "paper protocol",
+    ]
+    positions = [page.index(f"sentence about {t}") for t in order]
+    assert positions == sorted(positions)
