@@ -1,126 +1,21 @@
 """Any analysis side by side across layers and models: one table, one row per (model, layer).
 
-Analyses are registered by name with a function ``(X, labels, **options) -> result`` and a ``summary(result)``
-giving the headline numbers; new analyses plug in with :func:`register_analysis`.
+The analyses are those of the registry (:mod:`loce.analysis.registry`: ``ANALYSES``, :func:`register_analysis`);
+a row holds an analysis's headline numbers under the names ``loce analyze`` writes to ``headline.csv``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+import loce.analysis.builtin  # noqa: F401  (registers the built-in analyses)
 from loce.analysis.errors import AnalysisError
-from loce.analysis.gmm import fit_gmms
-from loce.analysis.outliers import find_outliers
-from loce.analysis.purity import concept_purity
-from loce.analysis.retrieval import retrieval_scores
-from loce.analysis.separation import confused_pairs, separation_overlap
+from loce.analysis.registry import ANALYSES, RegisteredAnalysis, register_analysis, registered
 
-
-@dataclass(frozen=True)
-class RegisteredAnalysis:
-    """An analysis known by name: ``run(X, labels, **options)`` and ``summary(result) -> {name: value}``."""
-
-    name: str
-    run: Callable[..., object]
-    summary: Callable[[object], dict[str, object]]
-    description: str
-
-
-ANALYSES: dict[str, RegisteredAnalysis] = {}
-
-
-def register_analysis(name: str, summary: Callable[[object], dict[str, object]], description: str = ""):
-    """Decorator registering ``run(X, labels, **options)`` under ``name``.
-
-    Example:
-        >>> @register_analysis("n_loces", summary=lambda r: {"n": r})
-        ... def count(X, labels):
-        ...     return len(labels)
-        >>> ANALYSES["n_loces"].summary(ANALYSES["n_loces"].run([[0.0]], ["a"]))
-        {'n': 1}
-    """
-
-    def decorate(run: Callable[..., object]) -> Callable[..., object]:
-        ANALYSES[name] = RegisteredAnalysis(
-            name, run, summary, description or (run.__doc__ or "").split("\n")[0]
-        )
-        return run
-
-    return decorate
-
-
-def _off_diagonal(matrix: np.ndarray) -> np.ndarray:
-    return matrix[~np.eye(matrix.shape[0], dtype=bool)]
-
-
-def _separation_summary(result) -> dict[str, object]:
-    sep = _off_diagonal(result.separation)
-    summary = {
-        "mean_separation": float(sep.mean()),
-        "min_separation": float(sep.min()),
-        "touching_pairs": int(
-            (np.triu(result.separation, 1)[np.triu_indices(result.concepts.size, 1)] == 0).sum()
-        ),
-    }
-    if result.overlap is not None:
-        overlap = _off_diagonal(result.overlap)
-        summary.update(mean_overlap=float(overlap.mean()), max_overlap=float(overlap.max()))
-        summary["mean_overlap_any"] = float(result.overlap_any.mean())
-    return summary
-
-
-def _confusion_summary(result) -> dict[str, object]:
-    first = result.table.iloc[0]
-    return {"top_pair": f"{first.concept_a} / {first.concept_b}", "top_score": float(first.score)}
-
-
-def _retrieval_summary(result) -> dict[str, object]:
-    summary: dict[str, object] = {f"precision_at_{k}": result.precision_at(k) for k in result.ks}
-    if result.average_precision is not None:
-        summary["mean_average_precision"] = result.mean_average_precision
-    return summary
-
-
-def _outlier_summary(result) -> dict[str, object]:
-    summary: dict[str, object] = {}
-    if "summed_cosine" in result.scores:
-        counts = pd.Series(result.labels).map(pd.Series(result.labels).value_counts()).to_numpy()
-        summary["mean_within_concept_cosine_distance"] = float(
-            (result.scores["summed_cosine"] / np.maximum(1, counts - 1)).mean()
-        )
-    return summary
-
-
-def _gmm_summary(result) -> dict[str, object]:
-    summary: dict[str, object] = {}
-    if result.per_concept:
-        summary["mean_components_per_concept"] = float(
-            np.mean([f.n_components for f in result.per_concept.values()])
-        )
-    if result.overall is not None:
-        summary["overall_components"] = result.overall.n_components
-    summary["loces_in_small_components"] = int(result.outliers()["index"].nunique())
-    return summary
-
-
-register_analysis("purity", lambda r: {"purity": r.purity, "n_clusters": r.n_clusters})(concept_purity)
-register_analysis("separation", _separation_summary)(separation_overlap)
-register_analysis("retrieval", _retrieval_summary)(retrieval_scores)
-register_analysis("outliers", _outlier_summary)(find_outliers)
-register_analysis("gmm", _gmm_summary)(fit_gmms)
-
-
-@register_analysis("confusion", _confusion_summary)
-def confusion(X: object, labels: object, *, metric: str = "cosine", with_purity: bool = False, **options):
-    """Confused concept pairs from separation, overlap and (optionally) the purity clustering."""
-    separation = separation_overlap(X, labels, metric=metric, **options)
-    purity = concept_purity(X, labels) if with_purity else None
-    return confused_pairs(separation, purity)
-
+__all__ = ["ANALYSES", "RegisteredAnalysis", "compare", "register_analysis"]
 
 Source = tuple[np.ndarray, Sequence[str]]
 
@@ -147,8 +42,8 @@ def compare(
     Args:
         sources: ``{(model, layer): (X, labels)}``, or a list of keys together with ``loader(key) -> (X, labels)``
             (loads one set at a time, so only one is in memory).
-        analysis: a registered name: ``purity``, ``separation``, ``confusion``, ``retrieval``, ``outliers``,
-            ``gmm`` (see ``ANALYSES``).
+        analysis: a registered name: ``retrieval``, ``separation``, ``purity``, ``confusion``, ``outliers``,
+            ``gmm``, ``subconcepts`` or one added with :func:`register_analysis` (see ``ANALYSES``).
         key_names: column names for the parts of a key (a shorter key fills the last columns).
         detail: instead of one summary row per source, concatenate the full ``to_frame()`` tables.
         options: passed to the analysis.
@@ -159,9 +54,7 @@ def compare(
         >>> compare(data, "retrieval", ks=[1], average_precision=False).columns.tolist()
         ['model', 'layer', 'precision_at_1']
     """
-    if analysis not in ANALYSES:
-        raise AnalysisError(f"unknown analysis {analysis!r}; registered: {', '.join(sorted(ANALYSES))}.")
-    registered = ANALYSES[analysis]
+    chosen = registered(analysis)
     if isinstance(sources, Mapping):
         keys = list(sources)
 
@@ -174,7 +67,7 @@ def compare(
     frames = []
     for key in keys:
         X, labels = load(key)
-        result = registered.run(X, labels, **options)
+        result = chosen.run(X, labels, **options)
         columns = _key_columns(key, key_names)
         if detail:
             frame = result.to_frame()
@@ -182,5 +75,5 @@ def compare(
                 frame.insert(position, name, value)
             frames.append(frame)
         else:
-            frames.append(pd.DataFrame([{**columns, **registered.summary(result)}]))
+            frames.append(pd.DataFrame([{**columns, **chosen.summary(result)}]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(key_names))

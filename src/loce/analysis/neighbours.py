@@ -10,6 +10,7 @@ time: memory grows like ``block x N``, never ``N x N``; compute is one matrix pr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +62,24 @@ class NeighbourhoodScan:
         return ConceptIndex.from_labels(self.labels)
 
 
+RowRunner = Callable[[BlockScorer, ConceptIndex, dict, bool], "list[RowScan]"]
+"""Runs :func:`scan_rows` over the query rows ``0:N`` and returns the parts: ``(scorer, index, options, progress)``
+with ``options`` the keywords of :func:`scan_rows` (the local pass runs one part; the Ray engine one task per
+range of rows)."""
+
+
+def check_neighbour_count(k: int, n: int) -> None:
+    """Refuse ``k`` nearest neighbours of each of ``n`` LoCEs when there are fewer than ``k`` others.
+
+    Example:
+        >>> check_neighbour_count(3, 4)
+    """
+    if k and k > n - 1:
+        raise TooFewSamplesError(
+            f"asked for k={k} neighbours but there are only {n} LoCEs (at most {n - 1})."
+        )
+
+
 def scan_neighbourhoods(
     X: object,
     labels: object,
@@ -73,6 +92,7 @@ def scan_neighbourhoods(
     backend: str = "torch",
     dtype: type = np.float32,
     progress: bool = False,
+    rows_with: RowRunner | None = None,
 ) -> NeighbourhoodScan:
     """Run the exact all-pairs pass and collect what the requested analyses need.
 
@@ -87,6 +107,8 @@ def scan_neighbourhoods(
         backend: ``"torch"`` or ``"numpy"`` for the matrix products (same results up to float rounding).
         dtype: ``np.float32`` (fast) or ``np.float64``.
         progress: show a progress bar on stderr.
+        rows_with: who runs the blocks (a :data:`RowRunner`; default: this process, in one part), e.g. the Ray
+            engine's tasks (:class:`loce.engines.ray_analysis.RayRows`): the same blocks, the same results.
 
     Example:
         >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
@@ -96,18 +118,26 @@ def scan_neighbourhoods(
     """
     X, labels = prepare(X, labels, dtype=dtype)
     n = X.shape[0]
-    if k and k > n - 1:
-        raise TooFewSamplesError(
-            f"asked for k={k} neighbours but there are only {n} LoCEs (at most {n - 1})."
-        )
+    check_neighbour_count(k, n)
     index = ConceptIndex.from_labels(labels)
     clock = time.perf_counter()
     scorer = BlockScorer.build(X[index.order], metric, dtype=dtype, backend=backend)
     prepared = time.perf_counter() - clock
-    part = scan_rows(scorer, index, 0, n, extremes=extremes, k=k, average_precision=average_precision,
-                     block_bytes=block_bytes, progress=progress)  # fmt: skip
-    part.timings["prepare"] = prepared
-    return combine_row_scans(scorer, index, labels, [part])
+    options = {
+        "extremes": extremes,
+        "k": k,
+        "average_precision": average_precision,
+        "block_bytes": block_bytes,
+    }
+    parts = (rows_with or scan_all_rows)(scorer, index, options, progress)
+    scan = combine_row_scans(scorer, index, labels, parts)
+    scan.timings["prepare"] = prepared
+    return scan
+
+
+def scan_all_rows(scorer: BlockScorer, index: ConceptIndex, options: dict, progress: bool) -> list[RowScan]:
+    """The local :data:`RowRunner`: every query row in this process, as one part."""
+    return [scan_rows(scorer, index, 0, scorer.n, progress=progress, **options)]
 
 
 @dataclass
@@ -201,9 +231,10 @@ def combine_row_scans(
         raise ValueError(f"the row scans do not cover 0:{n} exactly once")
     order = index.order
     timings: dict[str, float] = {}
-    for part in parts:
-        for name, seconds in part.timings.items():
-            timings[name] = timings.get(name, 0.0) + seconds
+    for part in parts:  # seconds add up; a peak (``peak_memory_mb``, from tasks) is the largest of the parts
+        for name, value in part.timings.items():
+            joined_with = max if name.startswith("peak_") else sum
+            timings[name] = joined_with((timings[name], value)) if name in timings else value
     scan = NeighbourhoodScan(index.concepts, labels, scorer.metric, timings=timings)
     self_score = scorer.self_score
 

@@ -32,6 +32,8 @@ class OutlierResult:
         scores: method -> N scores (higher = more outlying).
         ranks: method -> N ranks within the concept (1 = most outlying; ties: lower index first).
         ids: optional N sample ids.
+        stability: optionally, :func:`isolation_forest_stability` of the same LoCEs (see
+            :func:`loce.analysis.builtin.outlier_analysis`).
     """
 
     __repr__ = short_repr
@@ -42,6 +44,7 @@ class OutlierResult:
     scores: dict[str, np.ndarray] = field(repr=False)
     ranks: dict[str, np.ndarray] = field(repr=False)
     ids: np.ndarray | None = field(default=None, repr=False)
+    stability: dict[str, object] | None = field(default=None, repr=False)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per LoCE: index, id, concept, then ``<method>_score`` and ``<method>_rank`` per method;

@@ -25,15 +25,14 @@ import numpy as np
 import pandas as pd
 
 from loce.analysis.attributes import attribute_tables
+from loce.analysis.builtin import BUILTIN_ANALYSES, small_problem_threads
 from loce.analysis.distances import METRICS
 from loce.analysis.errors import AnalysisError
 from loce.analysis.figure_data import MAP_METHODS, build_figure_data
 from loce.analysis.figure_files import write_figure_data
-from loce.analysis.gmm import fit_gmms
-from loce.analysis.inputs import ConceptIndex, stratified_subsample
+from loce.analysis.inputs import ConceptIndex
 from loce.analysis.intervals import METRIC_RANGES, ImageBootstrap, centred_interval, percentile_interval
 from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
-from loce.analysis.outliers import find_outliers, isolation_forest_stability
 from loce.analysis.output import (
     ANALYSIS_FORMAT,
     AtomicOutput,
@@ -41,20 +40,45 @@ from loce.analysis.output import (
     check_protocol,
     write_table,
 )
-from loce.analysis.purity import DEFAULT_MAX_SAMPLES, concept_purity
+from loce.analysis.purity import DEFAULT_MAX_SAMPLES
+from loce.analysis.registry import ANALYSES, LayerPass, run_layer
 from loce.analysis.resampled import analyse_resample, mean_off_diagonal, pairwise_distances
 from loce.analysis.retrieval import DEFAULT_KS, RetrievalResult
-from loce.analysis.separation import ConceptSeparation, confused_pairs, scan_dtype
+from loce.analysis.separation import ConceptSeparation
 from loce.analysis.subconcepts import DEFAULT_DIMS as SUBCONCEPT_DIMS
 from loce.analysis.subconcepts import DEFAULT_METHOD as SUBCONCEPT_METHOD
 from loce.analysis.subconcepts import METHODS as SUBCONCEPT_METHODS
-from loce.analysis.subconcepts import find_subconcepts
 from loce.errors import LoceError
 from loce.reprs import short_repr
 from loce.run_layout import AnalysisFiles
 from loce.store.layer_order import LayerOrder
 
-RUN_ANALYSES = ("retrieval", "separation", "confusion", "purity", "outliers", "gmm", "subconcepts")
+RUN_ANALYSES = BUILTIN_ANALYSES
+"""The built-in analyses, in the order ``summary.json`` lists them (:func:`run_analyses`: all registered)."""
+__all__ = [
+    "AnalysisSettings",
+    "LayerAnalysis",
+    "analyze_run",
+    "analyze_vectors",
+    "run_analyses",
+    "small_problem_threads",
+]
+
+
+def run_analyses() -> tuple[str, ...]:
+    """Every registered analysis: the built-in ones (:data:`RUN_ANALYSES`), then those added with
+    :func:`~loce.analysis.registry.register_analysis`, in the order they were registered (the default of
+    :attr:`AnalysisSettings.analyses`).
+
+    Example:
+        >>> run_analyses()[:3]
+        ('retrieval', 'separation', 'confusion')
+    """
+    return tuple(name for name in RUN_ANALYSES if name in ANALYSES) + tuple(
+        name for name in ANALYSES if name not in RUN_ANALYSES
+    )
+
+
 SUMMARY_VERSION = 3
 
 
@@ -71,7 +95,7 @@ class AnalysisSettings:
     LoCEs of each are stored for the figures when ``figure_data`` is on.
     """
 
-    analyses: tuple[str, ...] = RUN_ANALYSES
+    analyses: tuple[str, ...] = field(default_factory=run_analyses)
     metric: str = "cosine"
     separation_metric: str | None = None
     retrieval_metric: str | None = None
@@ -115,9 +139,9 @@ class AnalysisSettings:
                 "bootstrap must be >= 0 resamples, seeds >= 1, map_seeds >= 0 and per_concept >= 2; got "
                 f"{self.bootstrap}, {self.seeds}, {self.map_seeds}, {self.per_concept}."
             )
-        unknown = sorted(set(self.analyses) - set(RUN_ANALYSES))
+        unknown = sorted(set(self.analyses) - set(ANALYSES))
         if unknown:
-            raise AnalysisError(f"unknown analyses {unknown}; choose from {', '.join(RUN_ANALYSES)}.")
+            raise AnalysisError(f"unknown analyses {unknown}; choose from {', '.join(run_analyses())}.")
         if self.subconcept_method not in SUBCONCEPT_METHODS:
             raise AnalysisError(
                 f"unknown sub-concept method {self.subconcept_method!r}; use {', '.join(SUBCONCEPT_METHODS)}."
@@ -226,144 +250,80 @@ def analyze_vectors(
     model: str = "",
     layer: str = "",
     scan_with: Callable[..., NeighbourhoodScan] | None = None,
+    spread_with: Callable[..., tuple[dict[str, float], str]] | None = None,
 ) -> LayerAnalysis:
-    """Run the selected analyses on one set of LoCEs (one model and layer); pure, no files.
+    """Run the selected registered analyses on one set of LoCEs (one model and layer); pure, no files.
+
+    Every analysis of ``settings.analyses`` (and those it needs) runs through the registry
+    (:func:`loce.analysis.registry.run_layer`): its tables, headline numbers and result (for the figures).
 
     ``scan_with`` replaces :func:`~loce.analysis.neighbours.scan_neighbourhoods` (same arguments), e.g. the Ray
     engine's (:func:`loce.engines.ray_analysis.ray_scanner`); its notes and quality figures are reported.
+    ``spread_with`` (e.g. :func:`loce.engines.ray_analysis.ray_clustering`) gives purity, mixtures and
+    sub-concepts of a store above ``settings.max_samples`` LoCEs as the mean and spread over stratified samples
+    (see :func:`clustering_spread_of`).
 
     All-zero LoCEs (failed fits) are left out and counted (``zero_vectors``); with ``settings.bootstrap`` > 0
     every headline number gets a 95% bootstrap interval over images (``ids``).
     """
     result, X, labels, ids = start_layer(X, labels, ids, settings, model, layer)
-    index = ConceptIndex.from_labels(labels)
     if result.n_loces < 3:
         result.notes.append("fewer than 3 LoCEs left: nothing analysed")
         return result
-    chosen, clock = set(settings.analyses), time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        result.seconds[name] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-
-    several = result.n_concepts >= 2
-    separation = purity = retrieval = None
-    ks = tuple(k for k in settings.ks if k <= result.n_loces - 1)
-    if len(ks) < len(settings.ks):
-        result.notes.append(f"precision@k only for k <= {result.n_loces - 1} (the number of other LoCEs)")
-    want_retrieval = "retrieval" in chosen and bool(ks)
-    want_separation = several and bool(chosen & {"separation", "confusion"})
-    same_metric = settings.separation_distance == settings.retrieval_distance
-    scans = []
-    if want_retrieval:
-        scans.append(("retrieval", settings.retrieval_distance, want_separation and same_metric))
-    if want_separation and not (want_retrieval and same_metric):
-        scans.append(("separation", settings.separation_distance, True))
-    for purpose, metric, extremes in scans:
-        scan = (scan_with or scan_neighbourhoods)(
-            X,
-            labels,
-            metric=metric,
-            extremes=extremes,
-            k=max(ks) if purpose == "retrieval" else 0,
-            average_precision=settings.average_precision and purpose == "retrieval",
-            dtype=scan_dtype(metric) if extremes else np.float32,
-            progress=settings.progress,
-        )
-        result.notes.extend(n for n in scan.notes if n not in result.notes)
-        result.headline.update(scan.quality)
-        if purpose == "retrieval":
-            result.details["scan"] = scan
-            retrieval = RetrievalResult.from_scan(scan, ks)
-            result.details["retrieval"] = retrieval
-            result.tables["retrieval"] = retrieval.to_frame()
-            result.headline.update({f"precision_at_{k}": retrieval.precision_at(k) for k in ks})
-            if retrieval.average_precision is not None:
-                result.headline["mean_average_precision"] = retrieval.mean_average_precision
-        if extremes:
-            separation = ConceptSeparation.from_scan(scan)
-            result.tables["separation"] = separation.to_frame()
-            result.headline.update(
-                mean_separation=mean_off_diagonal(separation.separation),
-                touching_pairs=int(
-                    (separation.separation[np.triu_indices(separation.concepts.size, 1)] == 0).sum()
-                ),
-                mean_overlap=mean_off_diagonal(separation.overlap),
-            )
-    if scans:
-        lap("retrieval_separation")
-    if chosen & {"separation", "confusion"} and not several:
-        result.notes.append("separation and confusion need at least 2 concepts")
-    if chosen & {"purity", "confusion"}:
-        subset = np.arange(result.n_loces)
-        if result.n_loces > settings.max_samples:
-            subset = stratified_subsample(labels, settings.max_samples, seed=settings.seed)
-            result.notes.append(f"purity on a stratified subsample of {subset.size} LoCEs")
-        purity = concept_purity(X[subset], labels[subset], ids=ids[subset], max_samples=settings.max_samples)
-        result.details.update(purity=purity, purity_rows=subset)
-        result.tables["purity_clusters"] = purity.to_frame()
-        result.headline.update(purity=purity.purity, n_clusters=purity.n_clusters)
-        lap("purity")
-    pairs = None
-    if "confusion" in chosen and separation is not None:
-        pairs = confused_pairs(separation, purity)
-        result.tables["confused_pairs"] = pairs.to_frame()
-        first = pairs.table.iloc[0]
-        result.headline["most_confused_pair"] = f"{first.concept_a} / {first.concept_b}"
-        result.headline["most_confused_score"] = float(first.score)
-        lap("confusion")
-    if "outliers" in chosen:
-        outliers = find_outliers(X, labels, ids=ids, seed=settings.seed)
-        result.details["outliers"] = outliers
-        result.tables["outliers"] = outliers.top(10)
-        stability = isolation_forest_stability(X, labels, seeds=range(settings.seed, settings.seed + 5))
-        result.headline["isolation_forest_spearman"] = stability["spearman"]
-        result.headline["isolation_forest_top5_overlap"] = stability["top_overlap"]
-        lap("outliers")
-    if "gmm" in chosen and result.n_loces >= 4:
-        fit_rows = np.arange(result.n_loces)
-        if result.n_loces > settings.max_samples:
-            fit_rows = stratified_subsample(labels, settings.max_samples, seed=settings.seed)
-            result.notes.append(
-                f"Gaussian mixtures fitted on a stratified subsample of {fit_rows.size} LoCEs"
-            )
-        with small_problem_threads():
-            gmms = fit_gmms(X[fit_rows], labels[fit_rows], seed=settings.seed)
-        table = gmms.to_frame()
-        table["mean"] = table["mean"].map(lambda v: json.dumps([round(x, 6) for x in v]))
-        result.tables["gmm_components"] = table
-        if gmms.overall is not None:
-            result.headline["gmm_components"] = gmms.overall.n_components
-        lap("gmm")
-    if "subconcepts" in chosen:
-        frames, found = [], []
-        for concept in index.concepts.tolist():
-            members = np.flatnonzero(labels == concept)
-            if members.size > settings.max_samples:
-                result.notes.append(f"sub-concepts of {concept!r} skipped: {members.size} LoCEs")
-                continue
-            with small_problem_threads():
-                split = find_subconcepts(
-                    X,
-                    labels,
-                    concept,
-                    method=settings.subconcept_method,
-                    n_dims=settings.subconcept_dims,
-                    max_subconcepts=int(np.clip(members.size // settings.loces_per_subconcept, 1, 8)),
-                    ids=ids,
-                    seed=settings.seed,
-                )
-            found.append(split)
-            frames.append(split.to_frame())
-        result.details["subconcepts"] = found
-        if frames:
-            result.tables["subconcepts"] = pd.concat(frames, ignore_index=True)
-        lap("subconcepts")
+    layer_pass = LayerPass(X, labels, ids, settings, result, scan_with or scan_neighbourhoods)
+    run_layer(layer_pass, settings.analyses)
+    found = layer_pass.results
     if settings.bootstrap:
-        _bootstrap(result, X, labels, ids, settings, retrieval, separation, purity, pairs)
-        lap("bootstrap")
+        clock = time.perf_counter()
+        _bootstrap(result, X, labels, ids, settings, found.get("retrieval"), found.get("separation"),
+                   found.get("purity"), found.get("confusion"))  # fmt: skip
+        result.seconds["bootstrap"] = round(time.perf_counter() - clock, 3)
+    if spread_with is not None:
+        clock = time.perf_counter()
+        clustering_spread_of(layer_pass, spread_with)
+        result.seconds["clustering_spread"] = round(time.perf_counter() - clock, 3)
     return result
+
+
+def clustering_spread_of(
+    layer_pass: LayerPass, spread_with: Callable[..., tuple[dict[str, float], str]]
+) -> dict[str, tuple[float, float]]:
+    """Above ``max_samples`` LoCEs: purity, mixtures and sub-concepts as the mean over stratified samples.
+
+    ``spread_with(X, labels, sample_size=..., seed=..., options=...)`` returns ``(figures, note)``: per number
+    ``M`` its mean and ``M_ci_low`` / ``M_ci_high``, the 95% spread over the samples. The means replace the
+    one-sample headline numbers of the analyses that ran; returns their intervals; the note is added.
+    """
+    settings, result = layer_pass.settings, layer_pass.result
+    ran = set(layer_pass.results) & {"purity", "gmm", "subconcepts"}
+    if layer_pass.n <= settings.max_samples or not ran:
+        return
+    options = {
+        "method": settings.subconcept_method,
+        "n_dims": settings.subconcept_dims,
+        "loces_per_subconcept": settings.loces_per_subconcept,
+    }
+    figures, note = spread_with(
+        layer_pass.X, layer_pass.labels, sample_size=settings.max_samples, seed=settings.seed, options=options
+    )
+    names = {
+        "purity": ("purity", "n_clusters"),
+        "gmm": ("gmm_components",),
+        "subconcepts": ("subconcepts_per_concept",),
+    }
+    intervals = {}
+    for analysis in sorted(ran):
+        for name in names[analysis]:
+            if name in figures:
+                result.headline[name] = figures[name]
+                result.headline.pop(f"{name}_ci_low", None)
+                result.headline.pop(f"{name}_ci_high", None)
+                intervals[name] = (figures[f"{name}_ci_low"], figures[f"{name}_ci_high"])
+    result.headline = with_intervals(result.headline, intervals)
+    result.notes.append(note)
+    result.interval = (result.interval + "; " if result.interval else "") + (
+        f"{', '.join(intervals)}: spread over stratified samples, 95%"
+    )
 
 
 def _bootstrap(
@@ -485,18 +445,6 @@ def _bootstrap(
         if geometry
         else ")"
     )
-
-
-def small_problem_threads():
-    """Run BLAS / OpenMP on one thread inside this context (a context manager).
-
-    scikit-learn's Gaussian mixtures on a few hundred points in a few dimensions run 20-50x slower with
-    multi-threaded BLAS on a shared 2-core machine than on one thread (measured); the block-wise neighbourhood
-    pass keeps all threads.
-    """
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
 
 
 def _pairs(store, layers: Sequence[str] | None, models: Sequence[str] | None) -> list[tuple[str, str]]:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from loce.analysis.distances import DEFAULT_BLOCK_BYTES
 from loce.analysis.errors import AnalysisError, TooFewSamplesError
 from loce.analysis.inputs import ConceptIndex
 from loce.analysis.neighbours import NeighbourhoodScan, scan_neighbourhoods
@@ -159,14 +158,14 @@ def separation_overlap(
     metric: str = "cosine",
     overlap: bool = True,
     eps: float = 0.0,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
-    backend: str = "torch",
-    progress: bool = False,
+    **scan_options,
 ) -> ConceptSeparation:
     """Separation (and overlap) matrices of the concepts in ``labels``, from one exact chunked pass.
 
     Euclidean distances are computed in float64 (a float32 score ``2 x.y - |y|^2`` of LoCEs with norms near 100
     cannot resolve gaps below about 2e-3); ``eps`` is added to the denominator of ``S_ij`` (paper: 1e-6).
+    ``scan_options`` (``block_bytes``, ``backend``, ``progress``) go to
+    :func:`~loce.analysis.neighbours.scan_neighbourhoods`.
 
     Example:
         >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [4.0, 0.0]])
@@ -177,14 +176,7 @@ def separation_overlap(
     index = ConceptIndex.from_labels(np.asarray(labels).astype(str))
     index.require(1, "separation", min_concepts=2)
     scan = scan_neighbourhoods(
-        X,
-        labels,
-        metric=metric,
-        extremes=True,
-        block_bytes=block_bytes,
-        backend=backend,
-        dtype=scan_dtype(metric),
-        progress=progress,
+        X, labels, metric=metric, extremes=True, dtype=scan_dtype(metric), **scan_options
     )
     return ConceptSeparation.from_scan(scan, overlap=overlap, eps=eps)
 

@@ -1,7 +1,8 @@
 """LoCEs and the baselines side by side: retrieval, purity, separation and IoU per (model, method, layer).
 
 Every set of per-sample embeddings in a run (``loce``, ``crop``, ``window``, ``masked-pool``) is scored with the
-analyses of :mod:`loce.analysis` (through :func:`loce.analysis.compare`): leave-one-out precision@k (the LoCE
+registered analyses of :mod:`loce.analysis.registry` (those with ``in_methods``; their headline names, as in
+``loce analyze``): leave-one-out precision@k (the LoCE
 paper's "mAP@k") and true mean average precision, purity of the adaptive hierarchical clustering (ward), the mean
 one-vs-one separation. ``global`` vectors (one per concept) get only what makes sense for them: how many there
 are and the mean IoU of their projections on the concept's samples (``mean_iou``, beside the LoCEs' own fit IoU).
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loce.analysis import AnalysisError, compare, stratified_subsample
+from loce.analysis import ANALYSES, AnalysisError
+from loce.analysis.registry import MethodSet
 from loce.errors import StoreError
 from loce.reprs import short_repr
 from loce.store import LayerOrder, LoCEStore
@@ -88,16 +90,6 @@ def list_embeddings(
     return sets.iloc[sorted(range(len(sets)), key=lambda i: key.iloc[i])].reset_index(drop=True)
 
 
-def _score(name: str, X: np.ndarray, labels: np.ndarray, row: dict, notes: list[str], **options) -> None:
-    try:
-        frame = compare({("-",): (X, labels)}, name, key_names=("key",), **options)
-    except AnalysisError as exc:
-        notes.append(f"{name}: {exc}")
-        return
-    for column, value in frame.drop(columns=["key"]).iloc[0].items():
-        row[column] = value
-
-
 def compare_methods(
     run: str | Path,
     *,
@@ -137,6 +129,8 @@ def compare_methods(
     ks = tuple(sorted({int(k) for k in ks}))
     from tqdm.auto import tqdm
 
+    analyses = [a for a in ANALYSES.values() if a.in_methods]
+    given: dict[str, dict[str, None]] = {a.name: {} for a in analyses}  # headline names each analysis gave
     rows = []
     for entry in tqdm(list(sets.itertuples()), desc="compare methods", disable=not progress, leave=False):
         X, meta = store.vectors(
@@ -150,19 +144,24 @@ def compare_methods(
         notes: list[str] = []
         iou = pd.to_numeric(meta["iou"], errors="coerce")
         row["mean_iou"] = float(iou.mean()) if iou.notna().any() else np.nan
-        if entry.method in PER_SAMPLE:
-            usable = tuple(k for k in ks if k <= len(labels) - 1)
-            if usable:
-                _score("retrieval", X, labels, row, notes, ks=usable, metric=metric)
-            keep = stratified_subsample(labels, purity_max_samples, seed=seed)
-            row["purity_samples"] = int(keep.size)
-            _score("purity", X[keep], labels[keep], row, notes)
-            _score("separation", X, labels, row, notes, metric=metric, overlap=False)
+        vectors = MethodSet(X, labels, entry.method, ks, metric, purity_max_samples, seed, row)
+        for analysis in analyses:  # every registered analysis of the method comparison, its headline names
+            try:
+                result = analysis.run_for_method(vectors)
+            except AnalysisError as exc:
+                notes.append(f"{analysis.name}: {exc}")
+                continue
+            if result is not None:
+                summary = analysis.summary(result)
+                given[analysis.name].update(dict.fromkeys(summary))
+                row.update(summary)
         row["note"] = "; ".join(notes) if notes else ""
         rows.append(row)
     columns = ["model", "method", "layer", "n", "dim", "n_concepts"]
-    columns += [f"precision_at_{k}" for k in ks] + ["mean_average_precision", "purity", "n_clusters"]
-    columns += ["purity_samples", "mean_separation", "mean_iou", "note"]
+    for analysis in analyses:  # an analysis without method_columns: every headline number it gave
+        named = analysis.method_columns(ks) if analysis.method_columns is not None else given[analysis.name]
+        columns += [c for c in named if c not in columns]
+    columns += ["mean_iou", "note"]
     table = pd.DataFrame(rows).reindex(columns=columns)
     return MethodComparison(table=table, ks=ks, metric=metric)
 

@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from loce.analysis.distances import DEFAULT_BLOCK_BYTES, BlockScorer, rows_per_block
-from loce.analysis.errors import TooFewSamplesError
 from loce.analysis.inputs import ConceptIndex, prepare
-from loce.analysis.neighbours import NeighbourhoodScan, RowScan, combine_row_scans, scan_rows
+from loce.analysis.neighbours import (
+    NeighbourhoodScan,
+    RowScan,
+    check_neighbour_count,
+    scan_neighbourhoods,
+    scan_rows,
+)
 from loce.analysis.ranking import top_k_block
 from loce.engines.options import RayOptions
 from loce.engines.ray_cluster import import_ray, ray_session
@@ -59,27 +66,47 @@ def _scan_task(scorer: BlockScorer, index: ConceptIndex, start: int, stop: int, 
     return part
 
 
+@dataclass(frozen=True)
+class RayRows:
+    """The :data:`~loce.analysis.neighbours.RowRunner` of the Ray engine: one task per range of query rows.
+
+    Ranges start at multiples of the local block size (:func:`task_ranges`), so every task computes the very blocks
+    of the local pass. ``ray_options.workers`` concurrent tasks (default: the cluster's CPUs), ``tasks`` ranges
+    (default :data:`TASKS_PER_WORKER` per worker). Each part's ``timings`` hold its task's ``peak_memory_mb``.
+    """
+
+    ray_options: RayOptions | None = None
+    tasks: int | None = None
+
+    def __call__(
+        self, scorer: BlockScorer, index: ConceptIndex, options: dict, progress: bool
+    ) -> list[RowScan]:
+        ray_options = self.ray_options or RayOptions()
+        itemsize = scorer.vectors.dtype.itemsize
+        with ray_session(ray_options.address) as ray:
+            workers = ray_options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+            rows = rows_per_block(scorer.n, options["block_bytes"], itemsize)
+            ranges = task_ranges(scorer.n, rows, self.tasks or TASKS_PER_WORKER * workers)
+            remote = ray.remote(num_cpus=1, max_retries=3)(_scan_task)
+            scorer_ref, index_ref = ray.put(scorer), ray.put(index)
+            pending = [remote.remote(scorer_ref, index_ref, a, b, options) for a, b in ranges]
+            return _gather(ray, pending, progress)
+
+
 def ray_scan_neighbourhoods(
     X: object,
     labels: object,
     *,
-    metric: str = "cosine",
-    extremes: bool = True,
-    k: int = 0,
-    average_precision: bool = False,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
-    backend: str = "torch",
-    dtype: type = np.float32,
-    progress: bool = False,
     ray_options: RayOptions | None = None,
     tasks: int | None = None,
+    **scan_options: Any,
 ) -> NeighbourhoodScan:
     """:func:`loce.analysis.neighbours.scan_neighbourhoods` as Ray tasks over query ranges; same results.
 
     Args:
         ray_options: cluster address and ``workers`` (concurrent tasks; default: the cluster's CPUs).
         tasks: number of query ranges (default :data:`TASKS_PER_WORKER` per worker).
-        Other arguments: as :func:`~loce.analysis.neighbours.scan_neighbourhoods`.
+        scan_options: as :func:`~loce.analysis.neighbours.scan_neighbourhoods`.
 
     Returns:
         The :class:`~loce.analysis.neighbours.NeighbourhoodScan`; ``timings`` add up the tasks' seconds and hold
@@ -88,36 +115,7 @@ def ray_scan_neighbourhoods(
     Example:
         >>> scan = ray_scan_neighbourhoods(X, labels, k=10, average_precision=True)  # doctest: +SKIP
     """
-    ray_options = ray_options or RayOptions()
-    X, labels = prepare(X, labels, dtype=dtype)
-    n = X.shape[0]
-    if k and k > n - 1:
-        raise TooFewSamplesError(
-            f"asked for k={k} neighbours but there are only {n} LoCEs (at most {n - 1})."
-        )
-    index = ConceptIndex.from_labels(labels)
-    clock = time.perf_counter()
-    scorer = BlockScorer.build(X[index.order], metric, dtype=dtype, backend=backend)
-    prepared = time.perf_counter() - clock
-    options = {
-        "extremes": extremes,
-        "k": k,
-        "average_precision": average_precision,
-        "block_bytes": block_bytes,
-    }
-    with ray_session(ray_options.address) as ray:
-        workers = ray_options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        ranges = task_ranges(n, rows_per_block(n, block_bytes, np.dtype(dtype).itemsize),
-                             tasks or TASKS_PER_WORKER * workers)  # fmt: skip
-        remote = ray.remote(num_cpus=1, max_retries=3)(_scan_task)
-        scorer_ref, index_ref = ray.put(scorer), ray.put(index)
-        pending = [remote.remote(scorer_ref, index_ref, a, b, options) for a, b in ranges]
-        parts = _gather(ray, pending, progress)
-    peak = max(p.timings.pop("peak_memory_mb") for p in parts)
-    scan = combine_row_scans(scorer, index, labels, parts)
-    scan.timings["prepare"] = prepared
-    scan.timings["peak_memory_mb"] = peak
-    return scan
+    return scan_neighbourhoods(X, labels, rows_with=RayRows(ray_options, tasks), **scan_options)
 
 
 def _gather(ray, pending: list, progress: bool) -> list:
@@ -138,15 +136,15 @@ def _gather(ray, pending: list, progress: bool) -> list:
 
 
 def ray_scanner(ray_options: RayOptions | None = None, **kwargs: Any) -> Callable[..., NeighbourhoodScan]:
-    """A drop-in for ``scan_neighbourhoods`` (``analyze_run(..., scan=ray_scanner(options))``)."""
-
-    def scan(X, labels, **scan_kwargs) -> NeighbourhoodScan:
-        return ray_scan_neighbourhoods(X, labels, ray_options=ray_options, **kwargs, **scan_kwargs)
-
-    return scan
+    """A drop-in for ``scan_neighbourhoods`` (``analyze_run(..., scan_with=ray_scanner(options))``)."""
+    return partial(ray_scan_neighbourhoods, ray_options=ray_options, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------ approximate mode
+HNSW_CHUNK_ROWS = 65536
+"""Rows normalised, added to and searched in the HNSW index at a time: the index holds the one other copy."""
+
+
 def hnsw_neighbours(
     X: np.ndarray,
     k: int,
@@ -155,8 +153,12 @@ def hnsw_neighbours(
     m: int = 16,
     ef_search: int = 96,
     ef_construction: int = 48,
+    chunk_rows: int = HNSW_CHUNK_ROWS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate leave-one-out k nearest neighbours of every row of ``X`` with a faiss HNSW index.
+
+    Rows are (for cosine: normalised,) added and searched ``chunk_rows`` at a time, so memory is ``X`` plus the
+    index (its own copy of the vectors and the graph, about ``8 m`` bytes per row), not a third copy.
 
     Returns ``(indices, distances)``, N x k, nearest first, the row itself left out (cosine distance
     ``1 - similarity`` or Euclidean).
@@ -167,26 +169,36 @@ def hnsw_neighbours(
         from loce.analysis.errors import AnalysisError
 
         raise AnalysisError('the approximate mode needs faiss: pip install "loce[faiss]"') from None
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    if metric == "cosine":
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        X = np.ascontiguousarray(X / np.where(norms > 0, norms, 1.0))
-        index = faiss.IndexHNSWFlat(X.shape[1], m, faiss.METRIC_INNER_PRODUCT)
-    else:
-        index = faiss.IndexHNSWFlat(X.shape[1], m, faiss.METRIC_L2)
-    index.hnsw.efConstruction = ef_construction
-    index.add(X)
-    index.hnsw.efSearch = max(ef_search, k + 1)
-    scores, found = index.search(X, k + 1)
-    # leave one out: drop the row itself (or, when a duplicate outranks it, the last candidate)
-    own = found == np.arange(X.shape[0])[:, None]
-    keep = ~own
-    keep[~own.any(axis=1), k] = False
-    indices = found[keep].reshape(-1, k)
-    kept = scores[keep].reshape(-1, k).astype(np.float64)
-    distances = (
-        np.clip(1.0 - kept, 0.0, np.inf) if metric == "cosine" else np.sqrt(np.clip(kept, 0.0, np.inf))
+    n = X.shape[0]
+
+    def rows(start: int) -> np.ndarray:
+        chunk = np.ascontiguousarray(X[start : start + chunk_rows], dtype=np.float32)
+        if metric != "cosine":
+            return chunk
+        norms = np.linalg.norm(chunk, axis=1, keepdims=True)
+        return np.ascontiguousarray(chunk / np.where(norms > 0, norms, 1.0))
+
+    index = faiss.IndexHNSWFlat(
+        X.shape[1], m, faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     )
+    index.hnsw.efConstruction = ef_construction
+    for start in range(0, n, chunk_rows):
+        index.add(rows(start))
+    index.hnsw.efSearch = max(ef_search, k + 1)
+    indices = np.empty((n, k), np.int64)
+    distances = np.empty((n, k), np.float64)
+    for start in range(0, n, chunk_rows):
+        scores, found = index.search(rows(start), k + 1)
+        # leave one out: drop the row itself (or, when a duplicate outranks it, the last candidate)
+        own = found == np.arange(start, start + found.shape[0])[:, None]
+        keep = ~own
+        keep[~own.any(axis=1), k] = False
+        stop = start + found.shape[0]
+        indices[start:stop] = found[keep].reshape(-1, k)
+        kept = scores[keep].reshape(-1, k).astype(np.float64)
+        distances[start:stop] = (
+            np.clip(1.0 - kept, 0.0, np.inf) if metric == "cosine" else np.sqrt(np.clip(kept, 0.0, np.inf))
+        )
     return indices, distances
 
 
@@ -238,18 +250,18 @@ def approximate_scan(
     """
     X, labels = prepare(X, labels, dtype=np.float32)
     n = X.shape[0]
+    check_neighbour_count(k, n)
     index = ConceptIndex.from_labels(labels)
     scan = NeighbourhoodScan(index.concepts, labels, metric)
-    clock = time.perf_counter()
     if k:
-        if k > n - 1:
-            raise TooFewSamplesError(
-                f"asked for k={k} neighbours but there are only {n} LoCEs (at most {n - 1})."
-            )
-        scan.neighbours, scan.neighbour_distances = hnsw_neighbours(X, k, metric)
-        scan.timings["approximate_search"] = time.perf_counter() - clock
+        # the exact reference first: its scorer (a normalised copy) is gone before the index is built
+        clock = time.perf_counter()
         queries = np.random.default_rng(seed).choice(n, size=min(recall_queries, n), replace=False)
         exact = exact_neighbours_of(X, queries, k, metric)
+        scan.timings["exact_reference"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        scan.neighbours, scan.neighbour_distances = hnsw_neighbours(X, k, metric)
+        scan.timings["approximate_search"] = time.perf_counter() - clock
         recall = recall_at_k(scan.neighbours[queries], exact)
         scan.quality[f"approximate_recall_at_{k}"] = recall
         scan.notes.append(
@@ -272,11 +284,7 @@ def approximate_scan(
 
 def approximate_scanner(recall_queries: int = 1000, seed: int = 0) -> Callable[..., NeighbourhoodScan]:
     """A drop-in for ``scan_neighbourhoods`` running :func:`approximate_scan`."""
-
-    def scan(X, labels, **scan_kwargs) -> NeighbourhoodScan:
-        return approximate_scan(X, labels, recall_queries=recall_queries, seed=seed, **scan_kwargs)
-
-    return scan
+    return partial(approximate_scan, recall_queries=recall_queries, seed=seed)
 
 
 def check_ray() -> None:
