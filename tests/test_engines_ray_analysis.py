@@ -124,3 +124,36 @@ def test_clustering_on_stratified_samples_reports_its_spread(ray_cluster):
         figures["purity_ci_low"] >= min(direct) - 1e-12 and figures["purity_ci_high"] <= max(direct) + 1e-12
     )
     assert "4 stratified samples of 200 of 600 LoCEs" in note
+
+
+@pytest.mark.slow
+def test_cli_analyze_with_ray_reports_clustering_over_stratified_samples(ray_cluster, tmp_path):
+    from loce.analysis.builtin import subconcepts_of_concepts
+    from loce.analysis.inputs import stratified_subsample
+    from loce.analysis.purity import concept_purity
+    from loce.store import LoCEStore
+
+    run, _, _ = make_run(tmp_path)
+    common = ["analyze", str(run), "--analyses", "purity,gmm,subconcepts", "--bootstrap", "0", "--no-figure-data",
+              "--max-samples", "40", "--layers", "l1", "--no-progress"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 0
+    result = json.loads((tmp_path / "ray" / "summary.json").read_text())["results"][0]
+    X, meta = LoCEStore.open(run).vectors(layer="l1")
+    labels = meta["concept"].to_numpy().astype(str)
+    # the CLI asks for 10 samples, seeds 0..9 (--seed 0)
+    samples = [stratified_subsample(labels, 40, seed=s) for s in range(10)]
+    purity = [concept_purity(X[r], labels[r]).purity for r in samples]
+    splits = [subconcepts_of_concepts(X[r], labels[r], seed=s) for s, r in enumerate(samples)]
+    per_concept = [np.mean([split.n_subconcepts for split in found]) for found in splits]
+    headline = result["headline"]
+    assert headline["purity"] == pytest.approx(np.mean(purity))
+    assert headline["purity_ci_low"] <= headline["purity"] <= headline["purity_ci_high"]
+    assert headline["subconcepts_per_concept"] == pytest.approx(np.mean(per_concept))
+    assert "gmm_components_ci_high" in headline
+    assert any("10 stratified samples of 40 of 60 LoCEs" in note for note in result["notes"])
+    assert "spread over stratified samples" in result["interval"]
+    # the local engine keeps one stratified sample and says so
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
+    local = json.loads((tmp_path / "local" / "summary.json").read_text())["results"][0]
+    assert "purity_ci_low" not in local["headline"] and "subconcepts_per_concept" not in local["headline"]
+    assert any("purity on a stratified subsample of 40" in note for note in local["notes"])

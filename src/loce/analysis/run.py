@@ -489,6 +489,7 @@ def analyze_run(
     out_dir: str | Path | None = None,
     protocol: str = "default",
     scan_with: Callable[..., NeighbourhoodScan] | None = None,
+    spread_with: Callable[..., tuple[dict[str, float], str]] | None = None,
 ) -> tuple[list[LayerAnalysis], Path]:
     """Analyse every (model, layer) of a run (or the selected ones) and write the analysis folder.
 
@@ -497,7 +498,9 @@ def analyze_run(
     written to a temporary sibling folder and swapped in when complete (:class:`AtomicOutput`), so a failure
     leaves the previous analysis as it was and the folder never mixes two analyses.
 
-    ``scan_with`` replaces the neighbour pass (see :func:`analyze_vectors`), e.g. with the Ray engine's.
+    ``scan_with`` replaces the neighbour pass (see :func:`analyze_vectors`), e.g. with the Ray engine's;
+    ``spread_with`` reports purity, mixtures and sub-concepts of large stores over stratified samples (e.g.
+    :func:`loce.engines.ray_analysis.ray_clustering`).
 
     Returns:
         the per-(model, layer) results and the output directory.
@@ -530,7 +533,7 @@ def analyze_run(
                 else:
                     result = analyze_vectors(
                         X, meta["concept"].to_numpy(), meta["sample_id"].to_numpy(), settings, model, layer,
-                        scan_with=scan_with,
+                        scan_with=scan_with, spread_with=spread_with,
                     )  # fmt: skip
                 if protocol == "default" and result.n_loces >= 3:  # ground truth: loce.analysis.attributes
                     result.tables.update(attribute_tables(X, meta, result.details, seed=settings.seed))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from loce.cli.common import add_option, add_renamed, default_of, print_note, split_list
-from loce.cli.engine_options import add_engine_options, analysis_scanner
+from loce.cli.engine_options import add_engine_options, analysis_scanner, analysis_spreader
 
 EXAMPLES = """\
   loce analyze runs/scenes                                   # every model and layer, every analysis
@@ -212,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
             settings=settings,
             out_dir=args.out,
             scan_with=analysis_scanner(args),
+            spread_with=analysis_spreader(args),
             protocol=args.protocol,
         )
         frame = headline_frame(results, str(path))  # runs are keyed by their path and their run id

@@ -65,3 +65,14 @@ def analysis_scanner(args: argparse.Namespace):
 
     check_ray()
     return ray_scanner(ray_options_from_args(args))
+
+
+def analysis_spreader(args: argparse.Namespace):
+    """``--engine ray``: purity, mixtures and sub-concepts above ``--max-samples`` LoCEs as the mean and 95% spread
+    over stratified samples, one Ray task per sample (:func:`loce.engines.ray_analysis.ray_clustering`); else
+    ``None`` (one stratified sample, noted)."""
+    if args.engine == "local":
+        return None
+    from loce.engines.ray_analysis import ray_clustering
+
+    return ray_clustering(ray_options_from_args(args))

@@ -293,19 +293,34 @@ def check_ray() -> None:
 
 
 # ------------------------------------------------------------------------- clustering on stratified samples
-def _clustering_task(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int) -> dict[str, float]:
+SPREAD_NUMBERS = ("purity", "n_clusters", "gmm_components", "subconcepts_per_concept")
+"""What :func:`clustering_spread` reports per stratified sample (the last only with sub-concept options)."""
+
+
+def _clustering_task(
+    X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, options: dict | None = None
+) -> dict[str, float]:
+    """Purity, mixtures (and sub-concepts) of one stratified sample, by the registry's built-in analyses."""
+    from loce.analysis.builtin import (
+        gmm_summary,
+        purity_summary,
+        small_problem_threads,
+        subconcepts_of_concepts,
+    )
     from loce.analysis.gmm import fit_gmms
     from loce.analysis.inputs import stratified_subsample
     from loce.analysis.purity import concept_purity
 
     rows = stratified_subsample(labels, sample_size, seed=seed)
-    purity = concept_purity(X[rows], labels[rows], max_samples=max(sample_size, rows.size))
-    gmms = fit_gmms(X[rows], labels[rows], seed=seed)
-    return {
-        "purity": float(purity.purity),
-        "n_clusters": float(purity.n_clusters),
-        "gmm_components": float(gmms.overall.n_components) if gmms.overall is not None else float("nan"),
-    }
+    Xs, ls = X[rows], labels[rows]
+    figures = dict.fromkeys(SPREAD_NUMBERS[:3], float("nan"))
+    figures.update(purity_summary(concept_purity(Xs, ls, max_samples=max(sample_size, rows.size))))
+    with small_problem_threads():
+        figures.update(gmm_summary(fit_gmms(Xs, ls, seed=seed)))
+    if options is not None:
+        splits = subconcepts_of_concepts(Xs, ls, max_members=rows.size, seed=seed, **options)
+        figures["subconcepts_per_concept"] = float(np.mean([s.n_subconcepts for s in splits]))
+    return {name: float(value) for name, value in figures.items()}
 
 
 def clustering_spread(
@@ -315,17 +330,25 @@ def clustering_spread(
     sample_size: int = 2000,
     seeds: int = 10,
     seed: int = 0,
+    options: dict | None = None,
     ray_options: RayOptions | None = None,
 ) -> tuple[dict[str, float], str]:
-    """Purity and GMM components of a large store on ``seeds`` stratified samples, one Ray task per sample.
+    """Purity, GMM components (and sub-concepts) of a large store on ``seeds`` stratified samples, one Ray task
+    per sample.
 
     Hierarchical clustering and mixtures do not scale to millions of LoCEs; on stratified samples of
     ``sample_size`` (every concept in proportion) they do, and the spread over the samples says how much the
     numbers depend on the sample.
 
+    ``options`` (``method``, ``n_dims``, ``loces_per_subconcept`` of
+    :func:`loce.analysis.builtin.subconcepts_of_concepts`) add ``subconcepts_per_concept``, the mean number of
+    sub-concepts a concept splits into. ``loce analyze --engine ray`` uses this above ``--max-samples`` LoCEs
+    (:func:`ray_clustering`, :func:`loce.analysis.run.clustering_spread_of`).
+
     Returns:
-        ``(figures, note)``: for each of ``purity``, ``n_clusters``, ``gmm_components`` the mean and the 95%
-        spread over the samples (``M``, ``M_ci_low``, ``M_ci_high``), and the sentence to report with them.
+        ``(figures, note)``: for each of ``purity``, ``n_clusters``, ``gmm_components`` (and
+        ``subconcepts_per_concept``) the mean and the 95% spread over the samples (``M``, ``M_ci_low``,
+        ``M_ci_high``), and the sentence to report with them.
 
     Example:
         >>> figures, note = clustering_spread(X, labels, sample_size=2000, seeds=10)  # doctest: +SKIP
@@ -337,15 +360,23 @@ def clustering_spread(
         remote = ray.remote(num_cpus=1, max_retries=3)(_clustering_task)
         X_ref, labels_ref = ray.put(X), ray.put(labels)
         results = _gather(
-            ray, [remote.remote(X_ref, labels_ref, sample_size, seed + s) for s in range(seeds)], False
+            ray,
+            [remote.remote(X_ref, labels_ref, sample_size, seed + s, options) for s in range(seeds)],
+            False,
         )
     figures: dict[str, float] = {}
-    for name in ("purity", "n_clusters", "gmm_components"):
+    for name in [n for n in SPREAD_NUMBERS if n in results[0]]:
         values = np.array([r[name] for r in results])
         figures[name] = float(np.nanmean(values))
         figures[f"{name}_ci_low"], figures[f"{name}_ci_high"] = percentile_interval(values)
+    what = "purity and Gaussian mixtures" + (" and sub-concepts" if options is not None else "")
     note = (
-        f"purity and Gaussian mixtures on {seeds} stratified samples of {min(sample_size, len(labels))} of "
+        f"{what} on {seeds} stratified samples of {min(sample_size, len(labels))} of "
         f"{len(labels)} LoCEs (seeds {seed}..{seed + seeds - 1}): mean and 95% spread over the samples"
     )
     return figures, note
+
+
+def ray_clustering(ray_options: RayOptions | None = None, seeds: int = 10) -> Callable[..., tuple[dict, str]]:
+    """:func:`clustering_spread` on the cluster with ``seeds`` samples, for ``analyze_run(..., spread_with=...)``."""
+    return partial(clustering_spread, seeds=seeds, ray_options=ray_options)
