@@ -325,18 +325,21 @@ def subconcepts_of_concepts(
     return ConceptSplits(found, skipped)
 
 
+def subconcept_options(settings) -> dict[str, object]:
+    """The sub-concept options of :func:`subconcepts_of_concepts` that the analysis settings set."""
+    return {
+        "method": settings.subconcept_method,
+        "n_dims": settings.subconcept_dims,
+        "loces_per_subconcept": settings.loces_per_subconcept,
+    }
+
+
 def _subconcepts_step(layer: LayerPass) -> ConceptSplits:
     settings = layer.settings
     splits = subconcepts_of_concepts(
-        layer.X,
-        layer.labels,
-        ids=layer.ids,
-        method=settings.subconcept_method,
-        n_dims=settings.subconcept_dims,
-        loces_per_subconcept=settings.loces_per_subconcept,
-        max_members=settings.max_samples,
-        seed=settings.seed,
-    )
+        layer.X, layer.labels, ids=layer.ids, max_members=settings.max_samples, seed=settings.seed,
+        **subconcept_options(settings),
+    )  # fmt: skip
     for concept, members in splits.skipped.items():
         layer.note(f"sub-concepts of {concept!r} skipped: {members} LoCEs")
     return splits

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from loce.analysis.attributes import attribute_tables
-from loce.analysis.builtin import BUILTIN_ANALYSES, small_problem_threads
+from loce.analysis.builtin import BUILTIN_ANALYSES, small_problem_threads, subconcept_options
 from loce.analysis.distances import METRICS
 from loce.analysis.errors import AnalysisError
 from loce.analysis.figure_data import MAP_METHODS, build_figure_data
@@ -228,7 +228,10 @@ def start_layer(
     """The empty result of one (model, layer) and the rows it analyses (see :func:`keep_rows`), noted."""
     labels = np.asarray(labels).astype(str)
     keep, zeros, dropped = keep_rows(np.asarray(X), labels, settings.min_per_concept)
-    X, labels, ids = np.asarray(X)[keep], labels[keep], np.asarray(ids)[keep]
+    if keep.all():  # no copy of the LoCEs when none is left out (a store of millions: one copy fewer)
+        X, ids = np.asarray(X), np.asarray(ids)
+    else:
+        X, labels, ids = np.asarray(X)[keep], labels[keep], np.asarray(ids)[keep]
     concepts = np.unique(labels)
     result = LayerAnalysis(
         model, layer, int(labels.size), int(concepts.size), dropped, {}, protocol=protocol, zero_vectors=zeros
@@ -298,13 +301,12 @@ def clustering_spread_of(
     ran = set(layer_pass.results) & {"purity", "gmm", "subconcepts"}
     if layer_pass.n <= settings.max_samples or not ran:
         return
-    options = {
-        "method": settings.subconcept_method,
-        "n_dims": settings.subconcept_dims,
-        "loces_per_subconcept": settings.loces_per_subconcept,
-    }
     figures, note = spread_with(
-        layer_pass.X, layer_pass.labels, sample_size=settings.max_samples, seed=settings.seed, options=options
+        layer_pass.X,
+        layer_pass.labels,
+        sample_size=settings.max_samples,
+        seed=settings.seed,
+        options=subconcept_options(settings),
     )
     names = {
         "purity": ("purity", "n_clusters"),

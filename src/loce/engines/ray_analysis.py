@@ -154,11 +154,13 @@ def hnsw_neighbours(
     ef_search: int = 96,
     ef_construction: int = 48,
     chunk_rows: int = HNSW_CHUNK_ROWS,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate leave-one-out k nearest neighbours of every row of ``X`` with a faiss HNSW index.
 
-    Rows are (for cosine: normalised,) added and searched ``chunk_rows`` at a time, so memory is ``X`` plus the
-    index (its own copy of the vectors and the graph, about ``8 m`` bytes per row), not a third copy.
+    Rows are (for cosine: normalised,) added and searched ``chunk_rows`` at a time, in a random order (``seed``),
+    so memory is ``X`` plus the index (its own copy of the vectors and the graph, about ``8 m`` bytes per row),
+    not a third copy.
 
     Returns ``(indices, distances)``, N x k, nearest first, the row itself left out (cosine distance
     ``1 - similarity`` or Euclidean).
@@ -170,17 +172,19 @@ def hnsw_neighbours(
 
         raise AnalysisError('the approximate mode needs faiss: pip install "loce[faiss]"') from None
     n = X.shape[0]
+    # rows go into the index in a random order (one batch would be shuffled by faiss; chunks of rows sorted by
+    # concept, as stores are, make a poorer graph: recall@10 0.88 instead of 0.98 on 200k planted LoCEs)
+    order = np.random.default_rng(seed).permutation(n)
 
     def rows(start: int) -> np.ndarray:
-        chunk = np.ascontiguousarray(X[start : start + chunk_rows], dtype=np.float32)
+        chunk = np.ascontiguousarray(X[order[start : start + chunk_rows]], dtype=np.float32)
         if metric != "cosine":
             return chunk
         norms = np.linalg.norm(chunk, axis=1, keepdims=True)
         return np.ascontiguousarray(chunk / np.where(norms > 0, norms, 1.0))
 
-    index = faiss.IndexHNSWFlat(
-        X.shape[1], m, faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-    )
+    kind = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    index = faiss.IndexHNSWFlat(X.shape[1], m, kind)
     index.hnsw.efConstruction = ef_construction
     for start in range(0, n, chunk_rows):
         index.add(rows(start))
@@ -189,14 +193,15 @@ def hnsw_neighbours(
     distances = np.empty((n, k), np.float64)
     for start in range(0, n, chunk_rows):
         scores, found = index.search(rows(start), k + 1)
+        found = np.where(found >= 0, order[np.clip(found, 0, None)], -1)  # index ids -> rows of X
+        queries = order[start : start + found.shape[0]]
         # leave one out: drop the row itself (or, when a duplicate outranks it, the last candidate)
-        own = found == np.arange(start, start + found.shape[0])[:, None]
+        own = found == queries[:, None]
         keep = ~own
         keep[~own.any(axis=1), k] = False
-        stop = start + found.shape[0]
-        indices[start:stop] = found[keep].reshape(-1, k)
+        indices[queries] = found[keep].reshape(-1, k)
         kept = scores[keep].reshape(-1, k).astype(np.float64)
-        distances[start:stop] = (
+        distances[queries] = (
             np.clip(1.0 - kept, 0.0, np.inf) if metric == "cosine" else np.sqrt(np.clip(kept, 0.0, np.inf))
         )
     return indices, distances
@@ -260,7 +265,7 @@ def approximate_scan(
         exact = exact_neighbours_of(X, queries, k, metric)
         scan.timings["exact_reference"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        scan.neighbours, scan.neighbour_distances = hnsw_neighbours(X, k, metric)
+        scan.neighbours, scan.neighbour_distances = hnsw_neighbours(X, k, metric, seed=seed)
         scan.timings["approximate_search"] = time.perf_counter() - clock
         recall = recall_at_k(scan.neighbours[queries], exact)
         scan.quality[f"approximate_recall_at_{k}"] = recall
