@@ -116,7 +116,9 @@ def _empty_result(fitter, inputs):
 def _neighbour_unaffected(fitter, inputs):
     unit, masks = _problem()
     alone = LoCEFitter("paper").fit(unit[1:], masks[1:])
-    np.testing.assert_array_equal(fitter.embeddings_[1:], alone.embeddings_)
+    # Equal up to the rounding of batched arithmetic (a batch of 3 and of 2 may take other BLAS kernels: 1 ulp
+    # here on some CPUs); a neighbour hurt by the huge sample would be off by orders of magnitude more.
+    np.testing.assert_allclose(fitter.embeddings_[1:], alone.embeddings_, rtol=1e-6, atol=1e-6)
     assert fitter.status_ == ["ok"] * 3
 
 

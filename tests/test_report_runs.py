@@ -61,7 +61,7 @@ def test_runs_with_the_same_folder_name_appear_distinctly(two_runs):
     ]
     assert [float(t.frame["iou"].iloc[0]) for t in localization] == [0.25, 0.75]  # each run's own output
 
-    examples = [f.caption for f in sections["examples"].figures]
+    examples = [g.caption for g in sections["examples"].galleries]
     assert examples == ["Examples of a/run", "Examples of b/run"]
 
 
