@@ -214,6 +214,10 @@ def test_paper_protocol_numbers_get_their_own_labelled_section(tmp_path):
     assert set(headline["protocol"]) == {"paper"}
     default = next(s for s in data.sections if s.title == "Distribution analyses").tables[0].frame
     assert set(default["protocol"]) == {"default"}
-    texts = [f.text for f in data.findings if f.topic == "which layer"]
-    assert any("(protocol: paper)" in t for t in texts) and any("(protocol: default)" in t for t in texts)
+    # the paper protocol's best-layer sentences follow the default's, under their own topic (first screen order)
+    default_texts = [f.text for f in data.findings if f.topic == "which layer"]
+    paper_texts = [f.text for f in data.findings if f.topic == "paper protocol"]
+    assert any("(protocol: default)" in t for t in default_texts)
+    assert any("(protocol: paper)" in t and "best layer" in t for t in paper_texts)
+    assert not any("(protocol: paper)" in t for t in default_texts)
     assert all(f.link == "paper-protocol" for f in data.findings if "(protocol: paper)" in f.text)
