@@ -57,7 +57,7 @@ def prepare(work: Path, n: int) -> list[Path]:
     for model, layers in MODELS.items():
         run = work / f"run-{model.removeprefix('efficientnet-')}"
         if not (run / "fitted").is_file():
-            loce(src, "fit", "--model", model, "--layers", layers, *data, "--out", str(run), "--no-progress")
+            loce(src, "fit", str(run), "--model", model, "--layers", layers, *data, "--no-progress")
             (run / "fitted").write_text("ok\n")
         if not (run / "analysis" / "summary.json").is_file():
             # 20 resamples instead of 200: the report reads the intervals, their count does not change its work

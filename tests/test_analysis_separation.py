@@ -14,6 +14,7 @@ from loce.analysis import (
     drop_small_concepts,
     separation_overlap,
 )
+from loce.analysis.separation import mean_off_diagonal, separation_chance
 
 
 def points_1d():
@@ -92,3 +93,21 @@ def test_small_concepts_and_single_concept_give_clear_errors_or_results():
     assert result.overlap is None and not np.isnan(result.separation).any()
     X2, labels2, kept = drop_small_concepts(X, labels_single, 2)
     assert kept.tolist() == [0, 1, 2, 3] and separation_overlap(X2, labels2).overlap.shape == (2, 2)
+
+
+def test_separation_chance_is_the_mean_separation_of_shuffled_labels():
+    # planted, well-apart concepts lie far above their chance level; labels drawn independently of the vectors
+    # (the null the chance level describes) lie at it
+    X, labels = planted_concepts()
+    observed = mean_off_diagonal(separation_overlap(X, labels, metric="euclidean").separation)
+    chance = separation_chance(X, labels, metric="euclidean", seed=1)
+    assert chance < 0.15 < 0.5 < observed  # 0.08 and 0.64 here
+    rng = np.random.default_rng(3)
+    random_labels = rng.choice(["a", "b", "c"], size=X.shape[0])
+    null = mean_off_diagonal(separation_overlap(X, random_labels, metric="euclidean").separation)
+    assert separation_chance(X, random_labels, metric="euclidean", seed=1) == pytest.approx(null, abs=0.01)
+    # by hand: one shuffle of 4 labels is one of the 6 partitions, drawn from the seed
+    X4 = np.array([[0.0], [1.0], [5.0], [6.0]])
+    permuted = np.random.default_rng(0).permutation(np.array(["a", "a", "b", "b"]))
+    by_hand = mean_off_diagonal(separation_overlap(X4, permuted, metric="euclidean").separation)
+    assert separation_chance(X4, ["a", "a", "b", "b"], metric="euclidean", shuffles=1) == pytest.approx(by_hand)

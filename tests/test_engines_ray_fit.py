@@ -93,6 +93,8 @@ def test_ray_fit_gives_the_local_rows(ray_cluster, planted_with_bad_inputs, tmp_
     assert_same_rows(tmp_path / "ray", tmp_path / "local")
     assert summary.images_processed == 12 and summary.vectors == 20
     assert summary.skips == {"corrupt_image": 1, "image_size_mismatch": 1}
+    # the one-off start-up (worker processes, model load in the actors) is told apart from the work
+    assert 0 < summary.timings.startup < summary.timings.total
     shards = sorted(p.name for p in (tmp_path / "ray" / "loces").iterdir())
     assert shards == [f"loce.planted-{k:06d}.parquet" for k in (1, 2, 3)]  # one per group of 4 whole images
     # Resume as the local engine does: the unreadable image, repaired since, is computed again.
@@ -203,7 +205,9 @@ def test_cli_fit_and_embed_with_the_ray_engine(ray_cluster, planted_with_bad_inp
         assert main(["embed", "--method", "window", *common, "--layers", "_blocks.5", "--out", out,
                      "--engine", engine, "--workers", "1"]) == 0  # fmt: skip
     torch.set_num_threads(threads)
-    assert "20 LoCEs of _blocks.5 written" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "20 LoCEs of _blocks.5 written" in printed
+    assert printed.count("(Ray workers importing torch and the model") == 2  # the ray fit and the ray embed
     assert_same_rows(tmp_path / "ray", tmp_path / "local")
     code = main(["embed", "--method", "global", *common, "--layers", "_blocks.5", "--out", str(tmp_path / "g"),
                  "--engine", "ray"])  # fmt: skip

@@ -137,6 +137,26 @@ def test_baselines_are_compared_plainly():
     assert "the window baseline retrieves worse than LoCE: precision@1 0.30" in finding.text
 
 
+def test_two_runs_of_one_model_are_compared_each_on_its_own():
+    # the same model on two datasets: run a's crop (0.97) must not be set against run b's LoCE (0.80)
+    comparison = pd.DataFrame(
+        {
+            "run": ["a", "a", "b", "b"],
+            "model": "m",
+            "method": ["loce", "crop", "loce", "crop"],
+            "layer": ["l1", "_avg_pooling", "l1", "_avg_pooling"],
+            "precision_at_1": [0.59, 0.97, 0.80, 0.50],
+        }
+    )
+    first, second = baseline_findings(comparison, "methods")
+    assert first.text.startswith("a · m: the crop baseline retrieves better than LoCE: precision@1 0.97")
+    assert "against LoCE's 0.59" in first.text
+    assert second.text.startswith("b · m: the crop baseline retrieves worse than LoCE: precision@1 0.50")
+    assert "against LoCE's 0.80" in second.text
+    (one,) = baseline_findings(comparison[comparison["run"] == "a"], "methods")  # one run: no label
+    assert one.text.startswith("m: the crop baseline")
+
+
 def test_random_and_unknown_weights_are_warnings():
     manifests = {
         "run": {
@@ -223,6 +243,21 @@ def test_purity_chance_and_overlap_chance_stand_beside_their_numbers():
     level = (10 / 39 + 30 / 39) / 2
     assert f"car / bus (score 1.00, overlap 0.40 (chance {level:.2f}))" in finding.text
     assert "Scores are relative" in finding.text
+
+
+def test_mean_separation_stands_beside_its_shuffled_chance_level_in_the_confusions():
+    head = pd.DataFrame(
+        {"model": "m", "layer": ["l1", "l2"], "precision_at_1": [0.1, 0.2], "mean_separation": [0.3, 0.25],
+         "mean_separation_ci_low": [0.2, 0.21], "mean_separation_ci_high": [0.4, 0.3],
+         "mean_separation_chance": [0.01, 0.02]}
+    )  # fmt: skip
+    pairs = pd.DataFrame(
+        {"model": "m", "layer": "l2", "rank": [1], "concept_a": ["car"], "concept_b": ["bus"], "score": [1.0]}
+    )
+    (finding,) = confusion_findings(pairs, head, "sep")
+    assert finding.text.endswith("Mean separation there: 0.250 [0.210, 0.300] (chance, concepts shuffled: 0.020).")
+    (finding,) = confusion_findings(pairs, head.drop(columns=["mean_separation_chance"]), "sep")
+    assert finding.text.endswith("Mean separation there: 0.250 [0.210, 0.300].")
 
 
 def test_findings_are_ordered_by_the_first_screen_questions():

@@ -37,13 +37,16 @@ from loce.store.store import is_file_skip
 @dataclass
 class RunTimings:
     """Where a run's time went (seconds): model forward passes, fitting, store writes, waiting for image
-    decoding, and the total."""
+    decoding, the total, and (Ray engine) ``startup``: from the start of the pipeline until the first group of
+    images was being computed (worker processes importing torch, Ray Data and the model's package, the model
+    loaded in each actor), a cost paid once per run whatever its size."""
 
     forward: float = 0.0
     fit: float = 0.0
     write: float = 0.0
     wait: float = 0.0
     total: float = 0.0
+    startup: float = 0.0
 
     @property
     def outside_forward_share(self) -> float:

@@ -23,9 +23,15 @@ from loce.analysis.inputs import ConceptIndex, stratified_subsample
 from loce.analysis.outliers import OutlierResult, find_outliers, isolation_forest_stability
 from loce.analysis.purity import DEFAULT_MAX_SAMPLES, PurityResult, concept_purity
 from loce.analysis.registry import LayerPass, MethodSet, ScanNeed, register_analysis
-from loce.analysis.resampled import mean_off_diagonal
 from loce.analysis.retrieval import RetrievalResult, retrieval_scores
-from loce.analysis.separation import ConceptSeparation, ConfusedPairs, confused_pairs, separation_overlap
+from loce.analysis.separation import (
+    ConceptSeparation,
+    ConfusedPairs,
+    confused_pairs,
+    mean_off_diagonal,
+    separation_chance,
+    separation_overlap,
+)
 from loce.analysis.subconcepts import SubConcepts, find_subconcepts
 
 BUILTIN_ANALYSES = ("retrieval", "separation", "confusion", "purity", "outliers", "gmm", "subconcepts")
@@ -94,12 +100,18 @@ register_analysis(
 
 
 # ----------------------------------------------------------------------------------------------- separation
+SEPARATION_CHANCE_MAX_LOCES = 20_000
+"""Above this many LoCEs in a layer ``loce analyze`` does not compute the chance level of the mean separation
+(each of its shuffles is one more exact pass)."""
+
+
 def separation_summary(result: ConceptSeparation) -> dict[str, object]:
-    """``mean_separation``, ``touching_pairs`` (pairs with ``S_ij`` = 0) and ``mean_overlap`` (when computed)."""
-    summary: dict[str, object] = {
-        "mean_separation": mean_off_diagonal(result.separation),
-        "touching_pairs": int((result.separation[np.triu_indices(result.concepts.size, 1)] == 0).sum()),
-    }
+    """``mean_separation``, its chance level ``mean_separation_chance`` (when computed), ``touching_pairs`` (pairs
+    with ``S_ij`` = 0) and ``mean_overlap`` (when computed)."""
+    summary: dict[str, object] = {"mean_separation": mean_off_diagonal(result.separation)}
+    if result.chance is not None:
+        summary["mean_separation_chance"] = result.chance
+    summary["touching_pairs"] = int((result.separation[np.triu_indices(result.concepts.size, 1)] == 0).sum())
     if result.overlap is not None:
         summary["mean_overlap"] = mean_off_diagonal(result.overlap)
     return summary
@@ -109,7 +121,20 @@ def _separation_step(layer: LayerPass) -> ConceptSeparation | None:
     if not layer.several:
         layer.note("separation and confusion need at least 2 concepts")
         return None
-    return ConceptSeparation.from_scan(layer.scan(layer.settings.separation_distance))
+    metric = layer.settings.separation_distance
+    result = ConceptSeparation.from_scan(layer.scan(metric))
+    if not np.isfinite(mean_off_diagonal(result.separation)):
+        pass  # an approximate pass has no separation, hence no chance level of it
+    elif layer.n <= SEPARATION_CHANCE_MAX_LOCES:
+        result.chance = separation_chance(
+            layer.X, layer.labels, metric=metric, seed=layer.settings.seed, scan_with=layer.scan_with
+        )
+    else:
+        layer.note(
+            f"no chance level for the mean separation above {SEPARATION_CHANCE_MAX_LOCES} LoCEs "
+            f"({layer.n}; each shuffle of the concepts is one more exact pass)"
+        )
+    return result
 
 
 def _separation_of_method(entry: MethodSet) -> ConceptSeparation | None:

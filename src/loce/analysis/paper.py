@@ -37,9 +37,8 @@ from loce.analysis.outliers import find_outliers, isolation_forest_stability
 from loce.analysis.prediction import ConceptPredictor
 from loce.analysis.purity import concept_purity
 from loce.analysis.reduce import fit_reducer
-from loce.analysis.resampled import mean_off_diagonal
 from loce.analysis.retrieval import RetrievalResult
-from loce.analysis.separation import ConceptSeparation, confused_pairs, separation_index
+from loce.analysis.separation import ConceptSeparation, confused_pairs, mean_off_diagonal, separation_index
 from loce.analysis.subconcepts import find_subconcepts
 from loce.reprs import short_repr
 

@@ -15,7 +15,7 @@ from loce.analysis.distances import duplicate_groups, normalize_rows
 from loce.analysis.inputs import ConceptIndex
 from loce.analysis.neighbours import NeighbourhoodScan
 from loce.analysis.purity import PurityResult, concept_purity
-from loce.analysis.separation import ConceptSeparation, ConfusedPairs, confused_pairs
+from loce.analysis.separation import ConceptSeparation, ConfusedPairs, confused_pairs, mean_off_diagonal
 
 
 def pairwise_distances(X: np.ndarray, metric: str) -> np.ndarray:
@@ -110,7 +110,3 @@ def analyse_resample(
     return Resample(separation, purity, pairs)
 
 
-def mean_off_diagonal(matrix: np.ndarray) -> float:
-    """Mean of the off-diagonal entries of a square matrix (NaN for 1 x 1)."""
-    off = ~np.eye(matrix.shape[0], dtype=bool)
-    return float(matrix[off].mean()) if off.any() else float("nan")

@@ -42,9 +42,9 @@ from loce.analysis.output import (
 )
 from loce.analysis.purity import DEFAULT_MAX_SAMPLES
 from loce.analysis.registry import ANALYSES, LayerPass, run_layer
-from loce.analysis.resampled import analyse_resample, mean_off_diagonal, pairwise_distances
+from loce.analysis.resampled import analyse_resample, pairwise_distances
 from loce.analysis.retrieval import DEFAULT_KS, RetrievalResult
-from loce.analysis.separation import ConceptSeparation
+from loce.analysis.separation import ConceptSeparation, mean_off_diagonal
 from loce.analysis.subconcepts import DEFAULT_DIMS as SUBCONCEPT_DIMS
 from loce.analysis.subconcepts import DEFAULT_METHOD as SUBCONCEPT_METHOD
 from loce.analysis.subconcepts import METHODS as SUBCONCEPT_METHODS

@@ -44,6 +44,7 @@ class ConceptSeparation:
         max_distance: largest distance within the union of i and j (diagonal: the diameter of i).
         overlap_any: K, share of each concept's LoCEs whose nearest other LoCE has another concept
             (1 - leave-one-out 1-NN accuracy), or None.
+        chance: the chance level of the mean separation (:func:`separation_chance`), or None when not computed.
     """
 
     __repr__ = short_repr
@@ -56,6 +57,7 @@ class ConceptSeparation:
     min_distance: np.ndarray
     max_distance: np.ndarray
     overlap_any: np.ndarray | None = None
+    chance: float | None = None
 
     def separation_frame(self) -> pd.DataFrame:
         """K x K table of ``S_ij`` with concept names as index and columns."""
@@ -179,6 +181,54 @@ def separation_overlap(
         X, labels, metric=metric, extremes=True, dtype=scan_dtype(metric), **scan_options
     )
     return ConceptSeparation.from_scan(scan, overlap=overlap, eps=eps)
+
+
+def mean_off_diagonal(matrix: np.ndarray) -> float:
+    """Mean of the off-diagonal entries of a square matrix (NaN for 1 x 1).
+
+    Example:
+        >>> mean_off_diagonal(np.array([[0.0, 1.0], [3.0, 0.0]]))
+        2.0
+    """
+    off = ~np.eye(matrix.shape[0], dtype=bool)
+    return float(matrix[off].mean()) if off.any() else float("nan")
+
+
+CHANCE_SHUFFLES = 3
+"""Shuffles of the concept labels averaged by :func:`separation_chance`."""
+
+
+def separation_chance(
+    X: object,
+    labels: object,
+    *,
+    metric: str = "cosine",
+    shuffles: int = CHANCE_SHUFFLES,
+    seed: int = 0,
+    eps: float = 0.0,
+    scan_with=None,
+) -> float:
+    """Chance level of the mean separation: its value with the concept labels shuffled (concept sizes kept).
+
+    The mean over ``shuffles`` permutations of ``labels`` (drawn from ``seed``) of the mean off-diagonal ``S_ij``.
+    Concepts whose LoCEs are no better separated than random groups of the same sizes score about this level;
+    ``scan_with`` is the neighbour pass to use (default :func:`~loce.analysis.neighbours.scan_neighbourhoods`).
+
+    Example:
+        >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+        >>> labels = ["a", "a", "b", "b"]
+        >>> observed = mean_off_diagonal(separation_overlap(X, labels, metric="euclidean").separation)
+        >>> round(observed, 3), separation_chance(X, labels, metric="euclidean") < observed
+        (0.995, True)
+    """
+    scan_with = scan_with or scan_neighbourhoods
+    labels = np.asarray(labels).astype(str)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(shuffles):
+        scan = scan_with(X, rng.permutation(labels), metric=metric, extremes=True, dtype=scan_dtype(metric))
+        values.append(mean_off_diagonal(ConceptSeparation.from_scan(scan, overlap=False, eps=eps).separation))
+    return float(np.mean(values))
 
 
 def scan_dtype(metric: str) -> type:

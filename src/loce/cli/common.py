@@ -509,6 +509,12 @@ def print_run_summary(summary, dataset=None, file=None) -> None:
         f"{t.outside_forward_share:.0%} outside the forward pass; peak memory {summary.peak_memory_mb:.0f} MB]",
         file=file,
     )
+    if t.startup > 0:
+        print(
+            f"start-up {t.startup:.1f} s of the {t.total:.1f} s (Ray workers importing torch and the model, "
+            "model loaded in each actor; paid once per run)",
+            file=file,
+        )
     forwarded, cached = getattr(summary, "images_forwarded", 0), getattr(summary, "images_cached", 0)
     if forwarded or cached:
         print(f"activations: {forwarded} images forwarded, {cached} from the activation cache", file=file)

@@ -243,6 +243,7 @@ class ModelWorker:
         out: dict[str, list] = {}
         for group, loaded, error in zip(batch["group"], batch["batch"], batch["error"], strict=True):
             group = int(group)
+            started = time.time()  # wall clock (one clock for the actors and the driver of one machine)
             timings = RunTimings()
             before = dataclasses.replace(self.source.counts)
             try:
@@ -263,6 +264,7 @@ class ModelWorker:
                 stats = {**_stats(group, rows, len(loaded.samples), timings, written, counts), "error": ""}
             except LoceError as exc:
                 stats = {**_stats(group, [], 0, timings, False, ForwardCounts()), "error": error_text(exc)}
+            stats["started"] = started
             for key, value in stats.items():
                 out.setdefault(key, []).append(value)
         return out
@@ -365,7 +367,7 @@ def _run_pipeline(
     bar = progress_bar(
         sum(len(g) for g in groups), summary.images_done_before, summary.method, options.progress
     )
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     stats = []
     try:
         for row in data.iter_rows():
@@ -392,6 +394,8 @@ def _run_pipeline(
     finally:
         if bar is not None:
             bar.close()
+    if stats:
+        summary.timings.startup = max(0.0, min(row["started"] for row in stats) - started)
     return stats
 
 

@@ -51,6 +51,7 @@ class ImageSource:
         self._images = dict(zip(keys, frame["image"].astype(str)))
         self._masks = dict(zip(keys, zip(frame["mask_rle"], frame["mask_height"], frame["mask_width"])))
         self.missing: set[str] = set()
+        self._paths: dict[str, str] = {}
         self.image = lru_cache(maxsize=64)(self._read)
 
     def _read(self, image: str) -> np.ndarray | None:
@@ -88,6 +89,24 @@ class ImageSource:
             return None
         return mask_from_rle(rle, int(height), int(width))
 
+    def origin(self, sample_id: str, concept: str, color: str) -> str:
+        """What a LoCE's thumbnail is made of: the resolved image file, the mask and the outline colour.
+
+        Runs of one dataset give the same text (their thumbnails are shared), other images or masks another.
+        """
+        name = self.image_of(sample_id, concept)
+        rle, height, width = self._masks.get((str(sample_id), str(concept)), (None, 0, 0))
+        where = self._resolved(name) if name is not None else ""
+        return f"{where}\x00{rle}\x00{height}x{width}\x00{color}"
+
+    def _resolved(self, image: str) -> str:
+        if image not in self._paths:
+            try:
+                self._paths[image] = str(Path(self.store.image_path(image)).resolve())
+            except (InputError, StoreError):
+                self._paths[image] = f"{self.run.resolve()}\x00{image}"  # unreadable: one origin per run
+        return self._paths[image]
+
     def thumbnail(self, sample_id: str, concept: str, folder: Path, color: str) -> Path | None:
         """The LoCE's thumbnail in ``folder`` (written on first use, then reused), or ``None`` if unreadable.
 
@@ -95,10 +114,10 @@ class ImageSource:
             >>> source.thumbnail("000042", "mug", Path("report/img/thumbs"), "#1f77b4")  # doctest: +SKIP
             PosixPath('report/img/thumbs/000042_mug_5d1c0e2a.jpg')
         """
-        path = thumbnail_path(folder, str(sample_id), str(concept))
+        name = self.image_of(sample_id, concept)
+        path = thumbnail_path(folder, str(sample_id), str(concept), origin=self.origin(sample_id, concept, color))
         if path.exists():
             return path
-        name = self.image_of(sample_id, concept)
         picture = None if name is None else self.image(name)
         if picture is None:
             return None

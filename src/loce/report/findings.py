@@ -258,6 +258,21 @@ def overlap_chance(n_i: int, n_j: int) -> float:
     return n_j / (n_i + n_j - 1) if n_i + n_j > 1 else float("nan")
 
 
+def _separation_text(headline: pd.DataFrame, layer: object) -> str:
+    """`` Mean separation there: S [low, high] (chance C).`` from the layer's headline row, or ``""``."""
+    if headline.empty or "mean_separation" not in headline.columns:
+        return ""
+    rows = headline[headline["layer"].astype(str) == str(layer)]
+    if rows.empty or not math.isfinite(_num(rows.iloc[0]["mean_separation"])):
+        return ""
+    row = rows.iloc[0].to_dict()
+    text = f" Mean separation there: {with_interval(row, 'mean_separation', 3)}"
+    level = _num(row.get("mean_separation_chance"))
+    if math.isfinite(level):
+        text += f" (chance, concepts shuffled: {level:.3f})"
+    return text + "."
+
+
 def confusion_findings(
     pairs: pd.DataFrame,
     headline: pd.DataFrame | None,
@@ -276,15 +291,16 @@ def confusion_findings(
     findings = []
     for name, part in _groups(pairs):
         layer = None
-        if headline is not None and "precision_at_1" in headline.columns:
+        mine = pd.DataFrame()
+        if headline is not None and "layer" in headline.columns:
             mine = (
                 headline[headline["model"] == part["model"].iloc[0]]
-                if "model" in headline.columns
+                if "model" in headline.columns and "model" in part.columns
                 else headline
             )
             if "run" in part.columns and "run" in mine.columns:
                 mine = mine[mine["run"] == part["run"].iloc[0]]
-            if len(mine):
+            if len(mine) and "precision_at_1" in mine.columns:
                 layer = mine.sort_values("precision_at_1", ascending=False, kind="stable").iloc[0]["layer"]
         if layer is None or layer not in set(part["layer"]):
             layer = sorted(part["layer"].astype(str).unique(), key=natural_key)[0]
@@ -307,7 +323,8 @@ def confusion_findings(
                     "confusions",
                     f"Most confused pairs at {where}{layer} (protocol: {_protocol(top)}): "
                     + "; ".join(items)
-                    + ". Scores are relative (1: the layer's most confused pair).",
+                    + ". Scores are relative (1: the layer's most confused pair)."
+                    + _separation_text(mine, layer),
                     link,
                 )
             )
@@ -347,7 +364,11 @@ def baseline_findings(
     comparison: pd.DataFrame, link: str | None, metric: str = "precision_at_1"
 ) -> list[Finding]:
     """Per model: LoCE's best layer against each baseline's best, stated plainly ("the crop baseline retrieves
-    better: precision@1 0.97 against LoCE's 0.59")."""
+    better: precision@1 0.97 against LoCE's 0.59").
+
+    With a ``run`` column naming more than one run, each run is compared on its own (its label leads the
+    sentence): two runs of one model on different data are never mixed.
+    """
     if (
         comparison is None
         or comparison.empty
@@ -357,7 +378,10 @@ def baseline_findings(
         return []
     label = metric.replace("precision_at_", "precision@")
     findings = []
-    for model, part in comparison.groupby("model", sort=True):
+    by_run = "run" in comparison.columns and comparison["run"].nunique() > 1
+    keys = ["run", "model"] if by_run else ["model"]
+    for key, part in comparison.groupby(keys, sort=True):
+        model = " · ".join(map(str, key)) if by_run else key[0] if isinstance(key, tuple) else key
         part = part[pd.to_numeric(part[metric], errors="coerce").notna()]
         loce = part[part["method"] == "loce"]
         if loce.empty:

@@ -88,9 +88,11 @@ TEXT = {
     "separation": "Separation S_ij: smallest distance between a LoCE of i and one of j over the largest distance "
     "within both (0: the distributions touch). Overlap O_ij: share of i's LoCEs (row) whose nearest LoCE of j is "
     "closer than their nearest other LoCE of i. All panels share one colour scale. Confused pairs combine "
-    "overlap, closeness and shared dendrogram clusters.",
-    "retrieval": "Leave-one-out retrieval by cosine similarity: precision@k of every LoCE as a query (mean, band: "
-    "+- one standard deviation over queries); chance level is the class prior.",
+    "overlap, closeness and shared dendrogram clusters. Chance levels: for the mean separation, its value with "
+    "the concept labels shuffled (headline column mean_separation_chance); for an overlap O_ij, the share "
+    "n_j / (n_i + n_j - 1) a random nearest neighbour would give.",
+    "retrieval": "Leave-one-out retrieval by cosine similarity: precision@k of every LoCE as a query (mean, bars: "
+    "95% interval of the mean over queries); chance level is the class prior.",
     "outliers": "The LoCEs furthest from their concept: the largest summed cosine distance to the concept's other "
     "LoCEs (the paper's default), rank 1 first.",
     "subconcepts": "Concepts whose LoCEs split into sub-concepts (Gaussian mixture or dendrogram cut inside the "

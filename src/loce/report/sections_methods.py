@@ -79,8 +79,10 @@ def method_sections(context: SectionContext) -> list[Section]:
             index = _read_index(files.directory) or {}
             frame = _table(files, index.get("table", files.tables[0].name))
             if frame is not None:
+                labelled = frame.assign(run=context.label(run))  # runs may share a model name: keep them apart
                 context.tables["comparison"] = pd.concat(
-                    [t for t in (context.tables.get("comparison"), frame) if t is not None], ignore_index=True
+                    [t for t in (context.tables.get("comparison"), labelled) if t is not None],
+                    ignore_index=True,
                 )
                 caption = f"metric: {index.get('metric', 'cosine')}; k = {index.get('ks', [])}"
                 comparison.tables.append(Table(prefix + "Methods compared", frame, caption=caption))

@@ -15,14 +15,23 @@ import numpy as np
 from loce.figures.colors import hex_to_rgb
 
 
-def thumbnail_path(folder: Path, sample_id: str, concept: str, suffix: str = ".jpg") -> Path:
+def thumbnail_path(
+    folder: Path, sample_id: str, concept: str, suffix: str = ".jpg", *, origin: str = ""
+) -> Path:
     """The thumbnail file of ``(sample_id, concept)`` in ``folder``: readable, filesystem-safe and unique.
+
+    ``origin`` says what the picture is made of (the image file, the mask, the outline colour): runs of one dataset
+    share their thumbnails, while two datasets that use the same sample ids (a held-out set numbered like the
+    training set) get different files instead of each other's pictures.
 
     Example:
         >>> thumbnail_path(Path("img/thumbs"), "000042", "traffic light").name
         '000042_traffic-light_dcda657f.jpg'
+        >>> thumbnail_path(Path("img/thumbs"), "000042", "traffic light", origin="/data/b/000042.jpg").name
+        '000042_traffic-light_e05da76a.jpg'
     """
-    digest = hashlib.sha1(f"{sample_id}\x00{concept}".encode()).hexdigest()[:8]
+    key = f"{sample_id}\x00{concept}" + (f"\x00{origin}" if origin else "")
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     parts = [re.sub(r"[^A-Za-z0-9]+", "-", str(p)).strip("-")[:40] or "x" for p in (sample_id, concept)]
     return Path(folder) / f"{parts[0]}_{parts[1]}_{digest}{suffix}"
 
