@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	./scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -68,7 +68,9 @@ def test_headline_contract_and_protocol_column_in_every_table(run_dir):
     ):
         low, high = headline[f"{metric}_ci_low"].iloc[0], headline[f"{metric}_ci_high"].iloc[0]
         assert low <= headline[metric].iloc[0] <= high, metric
-    assert 0 <= headline["mean_separation_chance"].iloc[0] < headline["mean_separation"].iloc[0]  # planted apart
+    assert (
+        0 <= headline["mean_separation_chance"].iloc[0] < headline["mean_separation"].iloc[0]
+    )  # planted apart
     for name in json.loads((out / "summary.json").read_text())["tables"]:
         assert "protocol" in read_table(out / name).columns, name
     pairs = read_table(out / "confused_pairs.parquet")

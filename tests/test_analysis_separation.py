@@ -110,4 +110,6 @@ def test_separation_chance_is_the_mean_separation_of_shuffled_labels():
     X4 = np.array([[0.0], [1.0], [5.0], [6.0]])
     permuted = np.random.default_rng(0).permutation(np.array(["a", "a", "b", "b"]))
     by_hand = mean_off_diagonal(separation_overlap(X4, permuted, metric="euclidean").separation)
-    assert separation_chance(X4, ["a", "a", "b", "b"], metric="euclidean", shuffles=1) == pytest.approx(by_hand)
+    assert separation_chance(X4, ["a", "a", "b", "b"], metric="euclidean", shuffles=1) == pytest.approx(
+        by_hand
+    )

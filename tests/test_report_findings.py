@@ -241,7 +241,10 @@ def test_purity_chance_and_overlap_chance_stand_beside_their_numbers():
     )  # fmt: skip
     (finding,) = confusion_findings(pairs, head, "sep", counts=counts)
     level = (10 / 39 + 30 / 39) / 2
-    assert f"car / bus (score 1.00, overlap 0.40 (chance {level:.2f}))" in finding.text
+    assert (
+        f"car / bus (score 1.00, overlap 0.40 ({level:.2f} if the two were indistinguishable))"
+        in finding.text
+    )
     assert "Scores are relative" in finding.text
 
 
@@ -255,7 +258,9 @@ def test_mean_separation_stands_beside_its_shuffled_chance_level_in_the_confusio
         {"model": "m", "layer": "l2", "rank": [1], "concept_a": ["car"], "concept_b": ["bus"], "score": [1.0]}
     )
     (finding,) = confusion_findings(pairs, head, "sep")
-    assert finding.text.endswith("Mean separation there: 0.250 [0.210, 0.300] (chance, concepts shuffled: 0.020).")
+    assert finding.text.endswith(
+        "Mean separation there: 0.250 [0.210, 0.300] (chance, concepts shuffled: 0.020)."
+    )
     (finding,) = confusion_findings(pairs, head.drop(columns=["mean_separation_chance"]), "sep")
     assert finding.text.endswith("Mean separation there: 0.250 [0.210, 0.300].")
 

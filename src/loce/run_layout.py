@@ -181,12 +181,11 @@ class FigureDataFiles:
 
 
 @dataclass(frozen=True)
-class MethodsFiles(StepFiles):
-    """``RUN/analysis/methods/``: ``loce compare-methods`` (``index.json`` lists the table and the figures)."""
+class IndexedTableFiles(StepFiles):
+    """A step folder whose ``index.json`` lists one table (``TABLE``, as CSV and Parquet) and the figures."""
 
-    step = "methods"
     marker_name = "index.json"
-    TABLE = "comparison"
+    TABLE = ""
 
     @property
     def index(self) -> Path:
@@ -194,8 +193,16 @@ class MethodsFiles(StepFiles):
 
     @property
     def tables(self) -> tuple[Path, Path]:
-        """``(comparison.csv, comparison.parquet)``."""
+        """``(TABLE.csv, TABLE.parquet)``."""
         return table_files(self.directory, self.TABLE)
+
+
+@dataclass(frozen=True)
+class MethodsFiles(IndexedTableFiles):
+    """``RUN/analysis/methods/``: ``loce compare-methods`` (``comparison.csv`` / ``.parquet`` and figures)."""
+
+    step = "methods"
+    TABLE = "comparison"
 
     @property
     def location(self) -> LocationFiles:
@@ -203,21 +210,11 @@ class MethodsFiles(StepFiles):
 
 
 @dataclass(frozen=True)
-class LocationFiles(StepFiles):
-    """``RUN/analysis/methods/location/``: ``loce location`` (``index.json`` lists the table and the figures)."""
+class LocationFiles(IndexedTableFiles):
+    """``RUN/analysis/methods/location/``: ``loce location`` (``scores.csv`` / ``.parquet``, coordinates, figures)."""
 
     step = "location"
-    marker_name = "index.json"
     TABLE = "scores"
-
-    @property
-    def index(self) -> Path:
-        return self.marker
-
-    @property
-    def tables(self) -> tuple[Path, Path]:
-        """``(scores.csv, scores.parquet)``."""
-        return table_files(self.directory, self.TABLE)
 
     @property
     def coords(self) -> Path:

@@ -15,7 +15,7 @@ from loce.analysis.distances import duplicate_groups, normalize_rows
 from loce.analysis.inputs import ConceptIndex
 from loce.analysis.neighbours import NeighbourhoodScan
 from loce.analysis.purity import PurityResult, concept_purity
-from loce.analysis.separation import ConceptSeparation, ConfusedPairs, confused_pairs, mean_off_diagonal
+from loce.analysis.separation import ConceptSeparation, ConfusedPairs, confused_pairs
 
 
 def pairwise_distances(X: np.ndarray, metric: str) -> np.ndarray:
@@ -108,5 +108,3 @@ def analyse_resample(
     if confusion and separation is not None:
         pairs = confused_pairs(separation, purity if purity is not None else None)
     return Resample(separation, purity, pairs)
-
-

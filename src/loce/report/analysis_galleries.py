@@ -115,7 +115,9 @@ class ImageSource:
             PosixPath('report/img/thumbs/000042_mug_5d1c0e2a.jpg')
         """
         name = self.image_of(sample_id, concept)
-        path = thumbnail_path(folder, str(sample_id), str(concept), origin=self.origin(sample_id, concept, color))
+        path = thumbnail_path(
+            folder, str(sample_id), str(concept), origin=self.origin(sample_id, concept, color)
+        )
         if path.exists():
             return path
         picture = None if name is None else self.image(name)

@@ -424,9 +424,10 @@ def collect_findings(
         best += F.best_layer_findings(
             head,
             "purity",
-            "concept purity (chance: the same clusters with the concepts shuffled)",
+            "concept purity",
             link or "analysis-purity",
             chance=purity_chance,
+            chance_name="chance, concepts shuffled:",
         )
         if protocol != "default":  # the publication protocol's numbers come after the first screen's answers
             best = [dataclasses.replace(f, topic=f"{protocol} protocol") for f in best]

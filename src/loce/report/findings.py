@@ -108,9 +108,11 @@ def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return sorted(out, key=lambda item: natural_key(item[0]))
 
 
-def _chance_text(chance: Mapping[tuple[str, str], float] | None, row: Mapping[str, Any]) -> str:
+def _chance_text(
+    chance: Mapping[tuple[str, str], float] | None, row: Mapping[str, Any], name: str = "chance"
+) -> str:
     level = (chance or {}).get((str(row.get("model")), str(row["layer"])))
-    return f" (chance {level:.3f})" if level is not None and math.isfinite(level) else ""
+    return f" ({name} {level:.3f})" if level is not None and math.isfinite(level) else ""
 
 
 def best_layer_findings(
@@ -119,11 +121,13 @@ def best_layer_findings(
     label: str,
     link: str | None,
     chance: Mapping[tuple[str, str], float] | None = None,
+    chance_name: str = "chance",
 ) -> list[Finding]:
     """Per model: the layer with the highest ``metric``, its interval, and whether it beats the runner-up.
 
     Two layers are distinguishable when their intervals do not overlap; without recorded intervals the sentence
-    says the difference cannot be judged. ``chance`` maps ``(model, layer)`` to the metric's chance level.
+    says the difference cannot be judged. ``chance`` maps ``(model, layer)`` to the metric's chance level, shown
+    as ``(<chance_name> 0.210)``.
     """
     if metric not in headline.columns:
         return []
@@ -139,10 +143,10 @@ def best_layer_findings(
             f"{where}{label} (protocol: {_protocol(part)}): best layer {best['layer']} with "
             f"{with_interval(best, metric)}"
         )
-        text += _chance_text(chance, best)
+        text += _chance_text(chance, best, chance_name)
         if len(ranked) > 1:
             second = ranked.iloc[1].to_dict()
-            text += f", ahead of {second['layer']} with {with_interval(second, metric)}{_chance_text(chance, second)}"
+            text += f", ahead of {second['layer']} with {with_interval(second, metric)}{_chance_text(chance, second, chance_name)}"
             if _no_spread(best, metric) or _no_spread(second, metric):
                 text += (
                     "; the intervals have no width (every seed drew the same sample), so they cannot tell whether "
@@ -314,7 +318,7 @@ def confusion_findings(
                 n_a, n_b = sizes.get(str(row["concept_a"])), sizes.get(str(row["concept_b"]))
                 if n_a and n_b:
                     level = (overlap_chance(n_a, n_b) + overlap_chance(n_b, n_a)) / 2
-                    bits[-1] += f" (chance {level:.2f})"
+                    bits[-1] += f" ({level:.2f} if the two were indistinguishable)"
             items.append(f"{row['concept_a']} / {row['concept_b']} ({', '.join(bits)})")
         if items:
             where = f"{name} · " if name else ""

@@ -79,7 +79,9 @@ def method_sections(context: SectionContext) -> list[Section]:
             index = _read_index(files.directory) or {}
             frame = _table(files, index.get("table", files.tables[0].name))
             if frame is not None:
-                labelled = frame.assign(run=context.label(run))  # runs may share a model name: keep them apart
+                labelled = frame.assign(
+                    run=context.label(run)
+                )  # runs may share a model name: keep them apart
                 context.tables["comparison"] = pd.concat(
                     [t for t in (context.tables.get("comparison"), labelled) if t is not None],
                     ignore_index=True,
