@@ -275,9 +275,9 @@ def test_findings_are_ordered_by_the_first_screen_questions():
         "which layer",
         "confusions",
         "LoCE quality",
+        "baselines",
         "provenance",
         "ground truth",
-        "baselines",
         "paper protocol",
     ]
     positions = [page.index(f"sentence about {t}") for t in order]

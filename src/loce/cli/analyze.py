@@ -239,6 +239,7 @@ PRINTED = (
     "precision_at_5",
     "mean_average_precision",
     "mean_separation",
+    "mean_separation_chance",
     "mean_overlap",
     "purity",
     "purity_strict",

@@ -23,15 +23,16 @@ from loce.report.data import FigureRef, Gallery, LoceMap, ReportData, Section, T
 from loce.report.markup import Markup, el, escape, json_script, raw
 
 UrlOf = Callable[[Path], str]
-# The first screen answers, in this order: which layer, which confusions, how good the LoCEs are, whether to trust
-# them (provenance, ground truth); then the baselines and the publication protocol's numbers.
+# The first screen answers, in this order: which layer, which confusions, how good the LoCEs are (their fit, and
+# against the object-embedding baselines), whether to trust them (provenance, ground truth); then the publication
+# protocol's numbers.
 TOPIC_ORDER = (
     "which layer",
     "confusions",
     "LoCE quality",
+    "baselines",
     "provenance",
     "ground truth",
-    "baselines",
     "paper protocol",
 )
 FILTER_DIMENSIONS = ("model", "layer", "concept")
