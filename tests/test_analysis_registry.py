@@ -19,6 +19,7 @@ from loce.analysis.registry import (
     with_needs,
 )
 from loce.analysis.run import AnalysisSettings, analyze_run, analyze_vectors, run_analyses
+from loce.analysis.separation import CHANCE_SHUFFLES
 from loce.baselines import compare_methods
 from loce.store import JobSpec, LoCEStore
 
@@ -100,13 +101,16 @@ def test_only_the_selected_analyses_and_what_they_need_run(toy_analysis):
 
 def test_retrieval_and_separation_share_one_neighbour_pass_per_metric():
     X, labels = planted_concepts()
-    calls = []
+    calls, shuffled = [], []
 
-    def counting_scan(X, labels, **options):
+    def counting_scan(X, given, **options):
         from loce.analysis.neighbours import scan_neighbourhoods
 
-        calls.append(options)
-        return scan_neighbourhoods(X, labels, **options)
+        # the passes of the separation's chance level see the concept labels shuffled (same concept sizes)
+        same = np.array_equal(np.asarray(given), labels)
+        assert same or sorted(given) == sorted(labels)
+        (calls if same else shuffled).append(options)
+        return scan_neighbourhoods(X, given, **options)
 
     ids = np.arange(len(labels))
     settings = AnalysisSettings(analyses=("retrieval", "separation"), bootstrap=0, ks=(1, 5))
@@ -114,7 +118,9 @@ def test_retrieval_and_separation_share_one_neighbour_pass_per_metric():
     assert [(c["metric"], c["extremes"], c["k"], c["average_precision"]) for c in calls] == [
         ("cosine", True, 5, True)
     ]
+    assert [(c["metric"], c["extremes"]) for c in shuffled] == [("cosine", True)] * CHANCE_SHUFFLES
     calls.clear()
+    shuffled.clear()
     analyze_vectors(X, labels, ids, AnalysisSettings(**{**settings.__dict__, "separation_metric": "euclidean"}),
                     scan_with=counting_scan)  # fmt: skip
     assert [(c["metric"], c["extremes"], c["k"]) for c in calls] == [
@@ -122,6 +128,7 @@ def test_retrieval_and_separation_share_one_neighbour_pass_per_metric():
         ("euclidean", True, 0),
     ]
     assert calls[1]["dtype"] is np.float64  # exact small gaps for Euclidean extremes
+    assert [(c["metric"], c["dtype"]) for c in shuffled] == [("euclidean", np.float64)] * CHANCE_SHUFFLES
 
 
 def test_headline_names_are_the_same_in_compare_and_analyze():
