@@ -16,7 +16,7 @@ from pathlib import Path
 from loce.run_layout import RunLayout
 
 EXAMPLES = """
-  loce demo --out demo-output                 # about 6-7 minutes on 2 CPU cores (394 s measured)
+  loce demo --out demo-output                 # about 6-7 minutes on 2 CPU cores (380 s measured)
   loce demo --out /tmp/small --n 40           # a fast smoke run
 """
 
