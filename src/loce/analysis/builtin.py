@@ -124,16 +124,16 @@ def _separation_step(layer: LayerPass) -> ConceptSeparation | None:
     metric = layer.settings.separation_distance
     result = ConceptSeparation.from_scan(layer.scan(metric))
     if not np.isfinite(mean_off_diagonal(result.separation)):
-        pass  # an approximate pass has no separation, hence no chance level of it
-    elif layer.n <= SEPARATION_CHANCE_MAX_LOCES:
-        result.chance = separation_chance(
-            layer.X, layer.labels, metric=metric, seed=layer.settings.seed, scan_with=layer.scan_with
-        )
-    else:
+        return result  # an approximate pass has no separation, hence no chance level of it
+    if layer.n > SEPARATION_CHANCE_MAX_LOCES:
         layer.note(
             f"no chance level for the mean separation above {SEPARATION_CHANCE_MAX_LOCES} LoCEs "
             f"({layer.n}; each shuffle of the concepts is one more exact pass)"
         )
+        return result
+    result.chance = separation_chance(
+        layer.X, layer.labels, metric=metric, seed=layer.settings.seed, scan_with=layer.scan_with
+    )
     return result
 
 
